@@ -1,0 +1,37 @@
+# Each target sets up what it needs: a .venv with the CPU build of torch, then genhelpers with its extras.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -qq
+STAMP := $(VENV)/.installed-stamp
+# Runs here never touch a model hub; tiny twins are cached inside the checkout (make clean removes them).
+RUN_ENV := HF_HUB_OFFLINE=1 GENHELPERS_CACHE=$(CURDIR)/.cache/genhelpers
+
+.PHONY: setup run test lint bench wheel clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev]'
+	touch $@
+
+run: setup  ## every notebook, smoke profile, CPU; outputs + report in outputs/smoke/
+	$(RUN_ENV) $(VENV)/bin/genhelpers run --profile smoke --out outputs/smoke
+
+test: setup  ## the whole test suite
+	$(RUN_ENV) $(PY) -m pytest -q
+
+lint: setup
+	$(PIP) ruff
+	$(VENV)/bin/ruff check genhelpers tests benchmarks
+
+bench: setup  ## timings written to benchmarks/results.json
+	$(RUN_ENV) $(PY) benchmarks/bench_smoke.py
+
+wheel: setup  ## dist/genhelpers-*.whl, to attach on Kaggle as a dataset
+	$(PY) -m pip wheel -qq --no-deps -w dist .
+
+clean:
+	rm -rf outputs .cache dist build genhelpers.egg-info .pytest_cache

@@ -1,0 +1,135 @@
+"""Check a notebook's parameters before any model loads; every error names the parameter and the fix.
+
+``check(**params)`` validates the parameters it has a rule for and returns them as a dict (the record that
+goes into every sidecar). Rules are looked up by parameter name, so notebooks share them.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+import tempfile
+from pathlib import Path
+
+from . import memory, weights
+
+
+class ParameterError(ValueError):
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def multiple_of_8(name, v):
+    if not _is_int(v) or v <= 0:
+        raise ParameterError(name, f"{name}={v!r} must be a positive whole number of pixels, e.g. {name}=1024")
+    if v % 8:
+        lo, hi = v - v % 8, v - v % 8 + 8
+        options = f"{lo} or {hi}" if lo > 0 else f"{hi}"
+        raise ParameterError(name, f"{name}={v} must be a multiple of 8 (the VAE shrinks images 8×): try {options}")
+
+
+def positive_int(name, v):
+    if not _is_int(v) or v <= 0:
+        raise ParameterError(name, f"{name}={v!r} must be a whole number ≥ 1, e.g. {name}=30")
+
+
+def non_negative_number(name, v):
+    if not _is_number(v) or v < 0:
+        raise ParameterError(name, f"{name}={v!r} must be a number ≥ 0 (1 turns classifier-free guidance off; "
+                                   f"5-8 is usual)")
+
+
+def seed(name, v):
+    if not _is_int(v) or not 0 <= v < 2**63:
+        raise ParameterError(name, f"{name}={v!r} must be a whole number between 0 and 2**63-1, e.g. {name}=42")
+
+
+def open_fraction(name, v):
+    if not _is_number(v) or not 0 < v < 1:
+        raise ParameterError(name, f"{name}={v!r} must lie strictly between 0 and 1: it is the share of the "
+                                   f"denoising done by the base model before the refiner takes over (0.8 is usual)")
+
+
+def prompt(name, v):
+    if not isinstance(v, str) or not v.strip():
+        raise ParameterError(name, f"{name}={v!r} is empty: describe what to generate, e.g. "
+                                   f"{name}='a watercolor fox in the snow'")
+
+
+def optional_text(name, v):
+    if v is not None and not isinstance(v, str):
+        raise ParameterError(name, f"{name}={v!r} must be text or None")
+
+
+def model_ref(name, v):
+    try:
+        weights.kind_of(v)
+    except ValueError as e:
+        raise ParameterError(name, str(e).replace("model=", f"{name}=", 1)) from None
+
+
+def optional_model_ref(name, v):
+    if v is not None and v != "auto":
+        model_ref(name, v)
+
+
+def memory_request(name, v):
+    if v != "auto" and v not in memory.PLANS:
+        raise ParameterError(name, f"{name}={v!r} is not a plan: use 'auto' or one of {', '.join(memory.PLANS)}")
+
+
+def threads(name, v):
+    if v is not None and (not _is_int(v) or v < 1):
+        raise ParameterError(name, f"{name}={v!r} must be None (torch's default) or a number of threads ≥ 1")
+
+
+def writable_dir(name, v):
+    """The folder must exist or be creatable, and accept a file. Only an empty folder may be created here."""
+    if not isinstance(v, (str, os.PathLike)) or not str(v).strip():
+        raise ParameterError(name, f"{name}={v!r} must be a folder path, e.g. {name}='outputs'")
+    path = Path(v).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        hint = "/kaggle/working/outputs" if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") else "outputs"
+        raise ParameterError(name, f"{name}={str(v)!r} is not writable ({e.strerror or e}): choose a folder you "
+                                   f"can write to, e.g. {name}={hint!r}") from None
+
+
+RULES = {
+    "height": multiple_of_8,
+    "width": multiple_of_8,
+    "steps": positive_int,
+    "num_images": positive_int,
+    "guidance": non_negative_number,
+    "seed": seed,
+    "high_noise_frac": open_fraction,
+    "prompt": prompt,
+    "negative_prompt": optional_text,
+    "model": model_ref,
+    "refiner": optional_model_ref,
+    "vae": optional_model_ref,
+    "memory": memory_request,
+    "cpu_threads": threads,
+    "output_dir": writable_dir,
+}
+
+
+def check(**params) -> dict:
+    """Validate every parameter that has a rule (output_dir last: it is the only check that writes) and
+    return the parameters as a plain dict."""
+    for name in sorted(params, key=lambda n: n == "output_dir"):
+        rule = RULES.get(name)
+        if rule is not None:
+            rule(name, params[name])
+    return dict(params)

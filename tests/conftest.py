@@ -1,0 +1,42 @@
+"""Every test runs offline, with its own genhelpers cache and Hugging Face cache (set before any library
+reads them), and with /kaggle/input replaced by an empty folder."""
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(tempfile.mkdtemp(prefix="genhelpers-tests-"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = str(_ROOT / "hf")
+os.environ["HF_HUB_CACHE"] = str(_ROOT / "hf" / "hub")
+os.environ["GENHELPERS_CACHE"] = str(_ROOT / "cache")
+os.environ["GENHELPERS_KAGGLE_INPUT"] = str(_ROOT / "kaggle-input-absent")
+for var in ("KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG", "COLAB_GPU"):
+    os.environ.pop(var, None)
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+
+
+@pytest.fixture(scope="session")
+def twins():
+    """The SDXL twins, built once into the session cache: {key: folder}."""
+    from genhelpers import tiny
+
+    return {key: tiny.build(key) for key in tiny.BUILDERS}
+
+
+@pytest.fixture
+def cpu_runtime():
+    from genhelpers.runtime import detect
+
+    return detect(threads=2)
+
+
+@pytest.fixture
+def kaggle_input(tmp_path, monkeypatch):
+    root = tmp_path / "kaggle-input"
+    root.mkdir()
+    monkeypatch.setenv("GENHELPERS_KAGGLE_INPUT", str(root))
+    return root

@@ -1,0 +1,114 @@
+"""``load(ref)``: the one call a notebook makes to get a ready pipeline (weights, dtype, device, memory plan)."""
+from __future__ import annotations
+
+import time
+
+from . import catalog, weights
+from . import memory as _memory
+from .runtime import Runtime, detect
+
+
+def plan(rt: Runtime, request="auto", models=(), height: int = 1024, width: int = 1024, batch: int = 1):
+    """One memory plan for a whole job (e.g. base + refiner sharing a GPU). ``models`` are references; the
+    catalog knows their published parameter counts. Unknown models leave the size unknown."""
+    if isinstance(request, _memory.MemoryPlan):
+        return request
+    params, known = {}, True
+    for ref in models:
+        if ref is None or ref == "auto":
+            continue
+        entry = catalog.find(ref)
+        if entry is None:
+            known = False
+            continue
+        for comp, n in entry.params.items():
+            params.setdefault(f"{entry.key}.{comp}", n)
+    need = _memory.estimate(params, rt.dtype, height, width, batch) if params and known else None
+    return _memory.choose(rt, request, need, batch=batch)
+
+
+def _variant(res: weights.Resolved, dtype: str, variant: str | None) -> str | None:
+    """'auto': the half-precision files when computing in half precision and the folder has them."""
+    if variant != "auto":
+        return variant
+    if dtype in ("float16", "bfloat16") and "fp16" in res.variants():
+        return "fp16"
+    return None
+
+
+def _component(name: str, value, ref: str, dtype: str, rt: Runtime, allow_pickle: bool):
+    """Resolve a component given by reference. 'auto' means the catalog's fp16 replacement where one helps
+    (SDXL's VAE overflows in fp16), else the model's own (None)."""
+    if value == "auto":
+        entry = catalog.find(ref)
+        if not (name == "vae" and dtype == "float16" and entry is not None and entry.fp16_vae):
+            return None
+        value = ("tiny:" if ref.startswith("tiny:") else "") + entry.fp16_vae  # a twin gets a twin: stays offline
+    return load(value, rt, memory=None, dtype=dtype, allow_pickle=allow_pickle, quiet=True)
+
+
+def load(ref, rt: Runtime | None = None, *, memory="auto", dtype: str | None = None, variant: str | None = "auto",
+         allow_pickle: bool = False, quiet: bool = False, **components):
+    """Resolve ``ref`` to weights, load it with the right class/dtype/variant, apply the memory plan, print
+    what happened. Component keyword arguments replace a pipeline's own: a loaded object, a model reference
+    (e.g. ``vae="sdxl-vae-fp16-fix"``), ``"auto"`` (genhelpers picks, or keeps the model's own) or ``None``
+    (keep the model's own). ``memory=None`` skips placement (used for components joining a pipeline)."""
+    import diffusers
+    import torch
+
+    rt = rt or detect()
+    bad = [w for g, w in zip(rt.gpus, rt.warnings) if not g.supported]
+    if bad:
+        raise RuntimeError(bad[0])
+    t0 = time.perf_counter()
+    dtype = dtype or rt.dtype
+    entry = catalog.find(ref)
+    wanted = "fp16" if variant == "auto" and dtype != "float32" else (None if variant == "auto" else variant)
+    res = weights.resolve(ref, variant=wanted, allow_pickle=allow_pickle)
+    var = _variant(res, dtype, variant)
+
+    extra = {}
+    for name, value in components.items():
+        if isinstance(value, str):
+            value = _component(name, value, str(ref), dtype, rt, allow_pickle)
+        if value is not None:
+            extra[name] = value
+
+    is_pipeline = (res.path / "model_index.json").is_file()
+    if entry is not None:
+        cls = getattr(diffusers, entry.cls)
+    elif is_pipeline:
+        cls = diffusers.DiffusionPipeline
+    else:
+        import json
+
+        cls = getattr(diffusers, json.loads((res.path / "config.json").read_text())["_class_name"])
+    kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=not allow_pickle)
+    obj = cls.from_pretrained(res.path, **kwargs, **extra)
+    load_s = time.perf_counter() - t0
+
+    chosen = plan(rt, memory, [ref]) if memory is not None and is_pipeline else None
+    if chosen is not None:
+        _memory.apply(obj, chosen)
+    n_params = sum(p.numel() for m in _modules(obj) for p in m.parameters())
+    info = {"ref": str(ref), "class": type(obj).__name__, "source": res.source, "path": str(res.path),
+            "dtype": dtype, "variant": var, "parameters": n_params, "load_s": round(load_s, 3),
+            "memory_plan": chosen.as_dict() if chosen else None,
+            "components": {k: getattr(v, "genhelpers_info", {}).get("ref", type(v).__name__) for k, v in extra.items()}}
+    obj.genhelpers_info = info
+    if not quiet:
+        print(f"loaded {ref} as {info['class']} from {res.source} · {dtype}"
+              f"{' · ' + var + ' files' if var else ''} · {n_params / 1e6:,.1f}M params · {load_s:.1f} s")
+        if extra:
+            print("  with " + ", ".join(f"{k}={v}" for k, v in info["components"].items()))
+        if chosen:
+            print("  " + chosen.describe())
+    return obj
+
+
+def _modules(obj):
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        return [obj]
+    return [m for m in getattr(obj, "components", {}).values() if isinstance(m, torch.nn.Module)]

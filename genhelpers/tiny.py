@@ -1,0 +1,281 @@
+"""Tiny random-weight twins of the published models, built offline.
+
+A twin uses the same diffusers/transformers classes as the published checkpoint, with small widths and layer
+counts, random weights from a fixed seed, and is written with ``save_pretrained`` in the published folder layout
+(model_index.json, one subfolder per component, the ``.fp16`` variant files beside the full-precision ones).
+It is then loaded exactly like the real model: ``genhelpers.load("tiny:sdxl-base")``.
+
+What is kept real on purpose: the VAE has four blocks, hence the real scale factor 8 (1024 px -> 128 latents);
+the UNets keep the published block types, added conditioning and cross-attention wiring; the tokenizer is a
+byte-level BPE CLIP tokenizer whose special tokens sit at the top of the id range like the real ones.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+TWIN_VERSION = 1  # bump when a builder changes, so cached twins are rebuilt
+SEED = 0
+
+# ----------------------------------------------------------------------------------------------- tokenizer
+VOCAB_SIZE = 1000
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+_CORPUS = """
+a photo of an astronaut riding a horse on the moon, a watercolor painting of a fox in a snowy forest,
+portrait of an old sailor with a pipe, cinematic lighting, highly detailed, sharp focus, 8k, trending,
+a cozy cabin by a lake at sunset, studio photo of a red sports car, a bowl of ramen, oil painting,
+an isometric 3d render of a tiny castle, low quality, blurry, worst quality, deformed, watermark, text,
+a cat wearing sunglasses on the beach, a robot reading a book in a library, neon city street at night,
+a teapot shaped like a pumpkin, a dragon flying over the mountains, macro photo of a dew drop on a leaf
+"""
+
+
+def _byte_symbols() -> list[str]:
+    """GPT-2/CLIP's reversible byte -> printable unicode map, as a list indexed by byte value."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return [table[b] for b in range(256)]
+
+
+def _learn_merges(text: str, count: int) -> list[tuple[str, str]]:
+    symbols = _byte_symbols()
+    words = collections.Counter()
+    for w in text.replace(",", " ").lower().split():
+        seq = [symbols[b] for b in w.encode("utf-8")]
+        seq[-1] += "</w>"
+        words[tuple(seq)] += 1
+    merges = []
+    while len(merges) < count:
+        pairs = collections.Counter()
+        for seq, n in words.items():
+            for pair in zip(seq, seq[1:]):
+                pairs[pair] += n
+        if not pairs:
+            break
+        best = min(pairs, key=lambda p: (-pairs[p], p))  # most frequent, ties broken alphabetically
+        merges.append(best)
+        merged = collections.Counter()
+        for seq, n in words.items():
+            out, i = [], 0
+            while i < len(seq):
+                if seq[i : i + 2] == best:
+                    out.append(best[0] + best[1])
+                    i += 2
+                else:
+                    out.append(seq[i])
+                    i += 1
+            merged[tuple(out)] += n
+        words = merged
+    return merges
+
+
+def write_clip_tokenizer(folder: str | os.PathLike, pad_token: str = EOS, model_max_length: int = 77) -> Path:
+    """Write a CLIP byte-level BPE tokenizer (vocab.json, merges.txt, configs) of VOCAB_SIZE ids.
+
+    Ids 0-255 are the byte symbols, 256-511 their end-of-word forms, then learned merges, and the two special
+    tokens last (998, 999) -- so the end token has the highest id, which CLIP's pooling relies on."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = _byte_symbols()
+    vocab = {s: i for i, s in enumerate(symbols + [s + "</w>" for s in symbols])}
+    merges = _learn_merges(_CORPUS, VOCAB_SIZE - len(vocab) - 2)
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    filler = 0
+    while len(vocab) < VOCAB_SIZE - 2:  # a short corpus may run out of merges
+        vocab[f"unused{filler}</w>"] = len(vocab)
+        filler += 1
+    vocab[BOS], vocab[EOS] = VOCAB_SIZE - 2, VOCAB_SIZE - 1
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    specials = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": pad_token}
+    (folder / "special_tokens_map.json").write_text(json.dumps(specials))
+    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": model_max_length, "do_lower_case": True, **specials}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def clip_tokenizer(pad_token: str = EOS):
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as d:
+        return CLIPTokenizer.from_pretrained(write_clip_tokenizer(d, pad_token=pad_token))
+
+
+# ----------------------------------------------------------------------------------------------- components
+def _seeded(seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def text_encoder(projection: bool = False, seed: int = SEED):
+    """CLIP text transformer, hidden 32. bos/eos ids as in the published configs (eos_token_id=2 makes
+    transformers pool at the highest id, i.e. at <|endoftext|>, exactly as for the real checkpoints)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    cfg = CLIPTextConfig(vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=37, num_hidden_layers=3,
+                         num_attention_heads=4, max_position_embeddings=77, projection_dim=32, hidden_act="gelu",
+                         bos_token_id=0, eos_token_id=2, pad_token_id=1)
+    _seeded(seed)
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(cfg).eval()
+
+
+def sdxl_vae(seed: int = SEED, force_upcast: bool = True):
+    """Four blocks like the real VAE -> scale factor 8. SDXL's scaling factor 0.13025."""
+    from diffusers import AutoencoderKL
+
+    _seeded(seed)
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 16, 16),
+                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                         layers_per_block=1, norm_num_groups=8, sample_size=1024, scaling_factor=0.13025,
+                         force_upcast=force_upcast).eval()
+
+
+def sdxl_scheduler():
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                  beta_schedule="scaled_linear", prediction_type="epsilon", steps_offset=1,
+                                  timestep_spacing="leading", interpolation_type="linear", use_karras_sigmas=False)
+
+
+def sdxl_unet(refiner: bool = False, seed: int = SEED):
+    """The published block layout at toy width. Base: 3 levels, cross-attention width = both encoders'
+    hidden sizes, added (size, crop) ids. Refiner: 4 levels, only the second encoder, plus aesthetic score."""
+    from diffusers import UNet2DConditionModel
+
+    time_dim = 8
+    if refiner:
+        blocks = dict(block_out_channels=(8, 16, 16, 16),
+                      down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                      up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                      attention_head_dim=(2, 2, 4, 4), transformer_layers_per_block=2, cross_attention_dim=32,
+                      projection_class_embeddings_input_dim=5 * time_dim + 32)
+    else:
+        blocks = dict(block_out_channels=(8, 16, 32),
+                      down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                      up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                      attention_head_dim=(2, 2, 4), transformer_layers_per_block=(1, 1, 2), cross_attention_dim=64,
+                      projection_class_embeddings_input_dim=6 * time_dim + 32)
+    _seeded(seed)
+    return UNet2DConditionModel(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
+                                norm_num_groups=8, use_linear_projection=True, addition_embed_type="text_time",
+                                addition_time_embed_dim=time_dim, **blocks).eval()
+
+
+# ----------------------------------------------------------------------------------------------- twins
+def sdxl_base():
+    from diffusers import StableDiffusionXLPipeline
+
+    return StableDiffusionXLPipeline(
+        vae=sdxl_vae(), text_encoder=text_encoder(), text_encoder_2=text_encoder(projection=True, seed=SEED + 1),
+        tokenizer=clip_tokenizer(), tokenizer_2=clip_tokenizer(pad_token="!"), unet=sdxl_unet(),
+        scheduler=sdxl_scheduler(), force_zeros_for_empty_prompt=True)
+
+
+def sdxl_refiner():
+    """Shares the base twin's text_encoder_2 and VAE weights (same seeds), as the published refiner does."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+
+    return StableDiffusionXLImg2ImgPipeline(
+        vae=sdxl_vae(), text_encoder=None, text_encoder_2=text_encoder(projection=True, seed=SEED + 1),
+        tokenizer=None, tokenizer_2=clip_tokenizer(pad_token="!"), unet=sdxl_unet(refiner=True, seed=SEED + 2),
+        scheduler=sdxl_scheduler(), requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
+
+
+def sdxl_vae_fp16_fix():
+    return sdxl_vae(seed=SEED + 3, force_upcast=False)
+
+
+BUILDERS = {
+    "sdxl-base": sdxl_base,
+    "sdxl-refiner": sdxl_refiner,
+    "sdxl-vae-fp16-fix": sdxl_vae_fp16_fix,
+}
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence the libraries' progress bars and dtype chatter while twins are written."""
+    import diffusers
+    import transformers
+
+    levels = diffusers.logging.get_verbosity(), transformers.logging.get_verbosity()
+    diffusers.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        diffusers.logging.set_verbosity(levels[0])
+        transformers.logging.set_verbosity(levels[1])
+        transformers.logging.enable_progress_bar()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GENHELPERS_CACHE") or Path.home() / ".cache" / "genhelpers")
+
+
+def _save(obj, folder: Path, variant: str | None = None) -> None:
+    obj.save_pretrained(folder, safe_serialization=True, variant=variant)
+
+
+def _write_twin(key: str, folder: Path) -> None:
+    import torch
+
+    obj = BUILDERS[key]()
+    _save(obj, folder)
+    for sub, pad in (("tokenizer", EOS), ("tokenizer_2", "!")):
+        if (folder / sub).is_dir():  # published CLIP tokenizer folders hold vocab.json + merges.txt
+            shutil.rmtree(folder / sub)
+            write_clip_tokenizer(folder / sub, pad_token=pad)
+    # The fp16 files sit beside the fp32 ones under their published names (…/diffusion_pytorch_model.fp16
+    # .safetensors, …/model.fp16.safetensors). Save them aside and move only the weight files in, so the
+    # configs keep describing the full-precision default.
+    with tempfile.TemporaryDirectory(dir=folder.parent) as aside:
+        _save(obj.to(torch.float16), Path(aside), variant="fp16")
+        for f in Path(aside).rglob("*.fp16.safetensors"):
+            target = folder / f.relative_to(aside)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(f), target)
+    index = folder / "model_index.json"
+    if index.exists():  # without torchvision transformers names the PIL processor class; published files don't
+        index.write_text(index.read_text().replace("CLIPImageProcessorPil", "CLIPImageProcessor"))
+
+
+def build(key: str, root: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Return the folder of twin ``key``, building it first if it is not cached. Safe to call from several
+    processes at once: each builds in a private folder and the first to finish renames it into place."""
+    if key not in BUILDERS:
+        raise ValueError(f"no tiny twin named {key!r}; known twins: {', '.join(sorted(BUILDERS))}")
+    root = Path(root) if root else cache_dir() / "tiny"
+    folder = root / f"{key}-v{TWIN_VERSION}"
+    if folder.is_dir() and not force:
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    try:
+        with quiet():
+            _write_twin(key, work)
+        if force and folder.is_dir():
+            shutil.rmtree(folder)
+        try:
+            os.rename(work, folder)
+        except OSError:  # another process won the race; its twin is identical (same seed)
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return folder

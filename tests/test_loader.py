@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+
+import genhelpers
+from genhelpers.runtime import GPU, Runtime
+
+
+def test_load_twin_prints_what_it_did(cpu_runtime, capsys):
+    pipe = genhelpers.load("tiny:sdxl-base", cpu_runtime)
+    out = capsys.readouterr().out
+    assert "loaded tiny:sdxl-base as StableDiffusionXLPipeline from tiny · float32" in out
+    assert "memory plan 'cpu'" in out
+    info = pipe.genhelpers_info
+    assert info["class"] == "StableDiffusionXLPipeline" and info["memory_plan"]["name"] == "cpu"
+    assert info["parameters"] == sum(p.numel() for m in pipe.components.values()
+                                     if isinstance(m, torch.nn.Module) for p in m.parameters())
+    assert pipe.unet.dtype == torch.float32 and pipe.device.type == "cpu"
+
+
+def test_refiner_shares_components(cpu_runtime):
+    base = genhelpers.load("tiny:sdxl-base", cpu_runtime, quiet=True)
+    ref = genhelpers.load("tiny:sdxl-refiner", cpu_runtime, text_encoder_2=base.text_encoder_2, vae=base.vae,
+                          quiet=True)
+    assert ref.text_encoder_2 is base.text_encoder_2 and ref.vae is base.vae
+
+
+def test_vae_by_reference_and_auto(cpu_runtime, twins):
+    pipe = genhelpers.load("tiny:sdxl-base", cpu_runtime, vae="tiny:sdxl-vae-fp16-fix", quiet=True)
+    assert pipe.vae.config.force_upcast is False  # the fp16-fix twin, not the base's own VAE
+    assert pipe.genhelpers_info["components"] == {"vae": "tiny:sdxl-vae-fp16-fix"}
+    own = genhelpers.load("tiny:sdxl-base", cpu_runtime, vae="auto", quiet=True)  # float32: keep the model's own
+    assert own.vae.config.force_upcast is True and own.genhelpers_info["components"] == {}
+
+
+def test_half_precision_picks_the_fp16_files_and_the_fp16_vae(cpu_runtime):
+    pipe = genhelpers.load("tiny:sdxl-base", cpu_runtime, dtype="float16", vae="auto", memory=None, quiet=True)
+    info = pipe.genhelpers_info
+    assert info["variant"] == "fp16" and pipe.unet.dtype == torch.float16
+    assert pipe.vae.config.force_upcast is False and info["components"] == {"vae": "tiny:sdxl-vae-fp16-fix"}
+
+
+def test_load_from_hub_cache_offline(cpu_runtime, twins):
+    from tests.test_weights import fake_hub_snapshot
+
+    fake_hub_snapshot("acme/tiny-sdxl", twins["sdxl-base"])
+    pipe = genhelpers.load("acme/tiny-sdxl", cpu_runtime, quiet=True)
+    assert pipe.genhelpers_info["source"] == "hf-hub" and type(pipe).__name__ == "StableDiffusionXLPipeline"
+
+
+def test_generation_is_bit_reproducible(cpu_runtime):
+    pipe = genhelpers.load("tiny:sdxl-base", cpu_runtime, quiet=True)
+    pipe.set_progress_bar_config(disable=True)
+
+    def run(seed):
+        gens, _ = genhelpers.generators(seed, 2)
+        return pipe("a fox", num_inference_steps=2, height=64, width=64, num_images_per_prompt=2,
+                    generator=gens, output_type="np").images
+
+    a, b, c = run(3), run(3), run(4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    single = pipe("a fox", num_inference_steps=2, height=64, width=64,
+                  generator=genhelpers.generators(4)[0], output_type="np").images
+    # image i is re-made alone with seed + i: same starting noise; batched kernels round differently
+    assert np.allclose(single[0], a[1], atol=1e-4) and not np.allclose(single[0], a[0], atol=1e-2)
+
+
+def test_unsupported_gpu_is_refused_before_loading():
+    p100 = GPU(0, "Tesla P100-PCIE-16GB", 17_071_734_784, (6, 0), supported=False)
+    from genhelpers.runtime import gpu_warnings
+
+    rt = Runtime("kaggle", (p100,), "float16", warnings=gpu_warnings((p100,)))
+    with pytest.raises(RuntimeError, match="P100.*GPU T4 x2"):
+        genhelpers.load("sdxl-base", rt)  # no weights exist here: the GPU check must come first
+
+
+def test_missing_weights_offline_fail_before_any_loading(cpu_runtime):
+    from genhelpers.weights import WeightsNotFound
+
+    with pytest.raises(WeightsNotFound, match="tiny:sdxl-refiner"):
+        genhelpers.load("sdxl-refiner", cpu_runtime)

@@ -1,0 +1,46 @@
+"""Full-size architectures on the meta device must equal the published checkpoints' parameter counts, and the
+tiny twins must keep the published topology at toy width."""
+import json
+
+import pytest
+
+from genhelpers import catalog, published
+
+# ../shared/reference/published_counts.md (exact counts of the published checkpoints)
+PUBLISHED = {
+    ("sdxl-base", "unet"): 2_567_463_684,
+    ("sdxl-base", "text_encoder"): 123_060_480,
+    ("sdxl-base", "text_encoder_2"): 694_659_840,
+    ("sdxl-base", "vae"): 83_653_863,
+    ("sdxl-vae-fp16-fix", "vae"): 83_653_863,  # same architecture as SDXL's VAE, fine-tuned weights
+}
+
+
+@pytest.mark.parametrize("key, component", sorted(PUBLISHED))
+def test_full_size_counts_equal_the_published_ones(key, component):
+    model = published.meta_model(key, component)
+    assert all(p.device.type == "meta" for p in model.parameters())  # nothing was allocated
+    assert published.count(key, component) == PUBLISHED[key, component]
+
+
+def test_catalog_counts_match_the_architectures():
+    for key, components in published.CONFIGS.items():
+        entry = catalog.ENTRIES[key]
+        for component in components:
+            assert entry.params[component] == published.count(key, component), (key, component)
+        if entry.params_exact:
+            assert all((key, c) in PUBLISHED for c in entry.params), f"{key}: exact counts need a published source"
+
+
+@pytest.mark.parametrize("key, component", [("sdxl-base", "unet"), ("sdxl-refiner", "unet"), ("sdxl-base", "vae")])
+def test_twins_keep_the_published_topology(twins, key, component):
+    twin = json.loads((twins[key] / component / "config.json").read_text())
+    full = published.CONFIGS[key][component][1]
+    same = ["down_block_types", "up_block_types", "in_channels", "out_channels", "addition_embed_type",
+            "use_linear_projection", "latent_channels", "scaling_factor", "force_upcast", "sample_size"]
+    if component == "unet":
+        same.append("layers_per_block")  # the twin VAE has one layer per block to stay quick at 1024 px
+    for field in (f for f in same if f in full):
+        expected = list(full[field]) if isinstance(full[field], tuple) else full[field]
+        assert twin[field] == expected, field
+    assert len(twin["block_out_channels"]) == len(full["block_out_channels"])  # same depth: same scale factors

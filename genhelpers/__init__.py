@@ -25,6 +25,9 @@ _logging.getLogger("transformers.utils.import_utils").addFilter(_NoTorchvisionNo
 from .params import ParameterError, check  # noqa: E402  (light: no torch)
 from .stack import ensure as ensure_stack  # noqa: E402
 
+__all__ = ["ParameterError", "check", "ensure_stack", "generators", "load", "panel", "plan", "runtime", "save",
+           "show"]
+
 
 def runtime(dtype: str = "auto", threads: int | None = None):
     """Detect the machine, print its one-line summary, return the Runtime."""

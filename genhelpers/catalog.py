@@ -50,7 +50,8 @@ ENTRIES = {
             paper="https://arxiv.org/abs/2307.01952",
             variants=("fp16",),
             # ../shared/reference/published_counts.md
-            params={"unet": 2_567_463_684, "text_encoder": 123_060_480, "text_encoder_2": 694_659_840, "vae": 83_653_863},
+            params={"unet": 2_567_463_684, "text_encoder": 123_060_480, "text_encoder_2": 694_659_840,
+                    "vae": 83_653_863},
             defaults={"steps": 40, "guidance": 5.0, "height": 1024, "width": 1024},
             fp16_vae="sdxl-vae-fp16-fix",
         ),

@@ -5,7 +5,7 @@ import time
 
 from . import catalog, weights
 from . import memory as _memory
-from .runtime import Runtime, detect
+from .runtime import Runtime, detect, gpu_warnings
 
 
 def plan(rt: Runtime, request="auto", models=(), height: int = 1024, width: int = 1024, batch: int = 1):
@@ -57,9 +57,9 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", dtype: str | None = N
     import torch
 
     rt = rt or detect()
-    bad = [w for g, w in zip(rt.gpus, rt.warnings) if not g.supported]
-    if bad:
-        raise RuntimeError(bad[0])
+    unsupported = tuple(g for g in rt.gpus if not g.supported)
+    if unsupported:
+        raise RuntimeError("\n".join(gpu_warnings(unsupported)))
     t0 = time.perf_counter()
     dtype = dtype or rt.dtype
     entry = catalog.find(ref)

@@ -10,8 +10,8 @@ import datetime as _dt
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 PACKAGES = ("torch", "diffusers", "transformers", "huggingface-hub", "accelerate", "genhelpers")
 
@@ -63,7 +63,8 @@ def peak_memory() -> dict:
         import torch
 
         if torch.cuda.is_available():
-            out["gpu_peak_mib"] = [round(torch.cuda.max_memory_allocated(i) / 2**20) for i in range(torch.cuda.device_count())]
+            out["gpu_peak_mib"] = [round(torch.cuda.max_memory_allocated(i) / 2**20)
+                                   for i in range(torch.cuda.device_count())]
     except ImportError:
         pass
     return out

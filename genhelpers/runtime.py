@@ -124,7 +124,7 @@ def choose_dtype(gpus: tuple[GPU, ...], request: str = "auto") -> str:
 def gpu_warnings(gpus: tuple[GPU, ...]) -> tuple[str, ...]:
     out = []
     for g in gpus:
-        if g.capability < (7, 0) or not g.supported:
+        if not g.supported:
             out.append(
                 f"GPU {g.index} {g.name} ({g.sm}) is not supported by this PyTorch build "
                 f"(the current Kaggle image dropped the P100). Switch the accelerator to 'GPU T4 x2' "
@@ -149,7 +149,7 @@ def detect(dtype: str = "auto", threads: int | None = None, environ=None, gpus=N
 
     if threads is not None:
         if int(threads) < 1:
-            raise ValueError(f"cpu_threads={threads} must be a positive number of threads (or None for torch's default)")
+            raise ValueError(f"cpu_threads={threads} must be a positive number of threads (None: torch's default)")
         torch.set_num_threads(int(threads))
     gpus = list_gpus() if gpus is None else tuple(gpus)
     return Runtime(

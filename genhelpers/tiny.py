@@ -59,7 +59,7 @@ def _learn_merges(text: str, count: int) -> list[tuple[str, str]]:
     while len(merges) < count:
         pairs = collections.Counter()
         for seq, n in words.items():
-            for pair in zip(seq, seq[1:]):
+            for pair in zip(seq, seq[1:], strict=False):
                 pairs[pair] += n
         if not pairs:
             break
@@ -101,7 +101,8 @@ def write_clip_tokenizer(folder: str | os.PathLike, pad_token: str = EOS, model_
     (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
     specials = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": pad_token}
     (folder / "special_tokens_map.json").write_text(json.dumps(specials))
-    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": model_max_length, "do_lower_case": True, **specials}
+    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": model_max_length, "do_lower_case": True,
+              **specials}
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
     return folder
 

@@ -168,11 +168,12 @@ def not_found_message(ref: str, repo: str | None, entry: catalog.Entry | None, w
     hub_state = "HF_HUB_OFFLINE=1, so the hub was not asked" if offline() else "the hub could not provide it"
     lines = [
         f"Could not find weights for {ref!r} ({why}; {hub_state}). Provide them one of these ways:",
-        f"  1. a local folder: model='/path/to/folder' (a diffusers folder with model_index.json or config.json)",
-        f"  2. on Kaggle, attach the weights as a dataset or model named '{slug}' (searched under {kaggle_input_root()})",
-        f"  3. kagglehub: model='kaggle:<owner>/<model>/<framework>/<variation>' (needs `pip install kagglehub`)",
-        f"  4. the Hugging Face hub: turn the internet on (Kaggle: Settings → Internet on) and unset "
-        f"HF_HUB_OFFLINE; files are cached under ~/.cache/huggingface",
+        "  1. a local folder: model='/path/to/folder' (a diffusers folder with model_index.json or config.json)",
+        f"  2. on Kaggle, attach the weights as a dataset or model named '{slug}' "
+        f"(searched under {kaggle_input_root()})",
+        "  3. kagglehub: model='kaggle:<owner>/<model>/<framework>/<variation>' (needs `pip install kagglehub`)",
+        ("  4. the Hugging Face hub: turn the internet on (Kaggle: Settings → Internet on) and unset "
+         "HF_HUB_OFFLINE; files are cached under ~/.cache/huggingface"),
     ]
     if entry:
         lines.append(f"  5. for a CPU smoke run without any download: model='{entry.tiny}' (random-weight twin)")

@@ -43,7 +43,8 @@ def test_bad_input_names_the_parameter_and_the_fix(tmp_path, bad, parameter, mes
 def test_output_dir_that_cannot_be_written(tmp_path):
     target = tmp_path / "a-file"
     target.write_text("not a folder")
-    with pytest.raises(ParameterError, match=r"output_dir=.*a-file/sub' is not writable .*e.g. output_dir='outputs'") as e:
+    expected = r"output_dir=.*a-file/sub' is not writable .*e.g. output_dir='outputs'"
+    with pytest.raises(ParameterError, match=expected) as e:
         check(**GOOD, output_dir=str(target / "sub"))
     assert e.value.parameter == "output_dir"
     with pytest.raises(ParameterError, match="is not writable"):

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from genhelpers import weights
 from genhelpers.weights import WeightsNotFound, hub_patterns, kind_of, resolve
 
 

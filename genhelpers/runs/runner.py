@@ -64,12 +64,14 @@ def run_collection(profile: str, notebooks_dir: str | Path, out_dir: str | Path,
     notebooks_dir = Path(notebooks_dir)
     profiles = load_profiles(profiles_file or notebooks_dir / "profiles.yaml")
     if profile not in profile_names(profiles):
-        raise ValueError(f"--profile {profile!r} is not defined in profiles.yaml; known: {', '.join(profile_names(profiles))}")
+        known = ", ".join(profile_names(profiles))
+        raise ValueError(f"--profile {profile!r} is not defined in profiles.yaml; known: {known}")
     names = [n for n in profiles if profile in profiles[n]]
     if only:
         unknown = sorted(set(only) - set(profiles))
         if unknown:
-            raise ValueError(f"--only {', '.join(unknown)}: no such notebook in profiles.yaml; known: {', '.join(profiles)}")
+            raise ValueError(f"--only {', '.join(unknown)}: no such notebook in profiles.yaml; "
+                             f"known: {', '.join(profiles)}")
         names = [n for n in names if n in only]
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()

@@ -25,8 +25,8 @@ _logging.getLogger("transformers.utils.import_utils").addFilter(_NoTorchvisionNo
 from .params import ParameterError, check  # noqa: E402  (light: no torch)
 from .stack import ensure as ensure_stack  # noqa: E402
 
-__all__ = ["ParameterError", "check", "ensure_stack", "generators", "load", "panel", "plan", "runtime", "save",
-           "show"]
+__all__ = ["ParameterError", "check", "ensure_stack", "generators", "load", "load_image", "panel", "plan", "runtime",
+           "save", "save_mesh", "save_video", "show"]
 
 
 def runtime(dtype: str = "auto", threads: int | None = None):
@@ -68,6 +68,34 @@ def save(images, output_dir, notebook: str, params: dict, rt=None, pipe=None, se
 
     meta = record(notebook, params, rt, pipe, timings)
     return save_images(images, output_dir, stem or notebook, meta, seeds=seeds)
+
+
+def save_video(frames, output_dir, notebook: str, params: dict, fps: float, stem: str, rt=None, pipe=None,
+               seed=None, timings=None):
+    """Save a clip as MP4 + GIF + frame strip, each with a sidecar; returns the paths written."""
+    from .media import record
+    from .media import save_video as _save_video
+
+    meta = {**record(notebook, params, rt, pipe, timings), "seed": seed}
+    return _save_video(frames, output_dir, stem, meta, fps=fps)
+
+
+def save_mesh(mesh, output_dir, notebook: str, params: dict, stem: str, rt=None, pipe=None, seed=None,
+              timings=None):
+    """Save a mesh as PLY + OBJ + GLB (vertex colours kept) + a preview PNG, each with a sidecar holding the
+    mesh facts; returns the paths written."""
+    from .media import record
+    from .media import save_mesh as _save_mesh
+
+    meta = {**record(notebook, params, rt, pipe, timings), "seed": seed}
+    return _save_mesh(mesh, output_dir, stem, meta)
+
+
+def load_image(path=None, name: str = "image"):
+    """The image at ``path`` (RGB, or RGBA as given), or a demo picture genhelpers draws when ``path`` is None."""
+    from .images import load_image as _load_image
+
+    return _load_image(path, name)
 
 
 def panel(make, **values):

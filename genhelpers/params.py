@@ -36,9 +36,12 @@ def multiple_of_8(name, v):
         raise ParameterError(name, f"{name}={v} must be a multiple of 8 (the VAE shrinks images 8×): try {options}")
 
 
+EXAMPLES = {"steps": 30, "num_images": 1, "batch": 1}
+
+
 def positive_int(name, v):
     if not _is_int(v) or v <= 0:
-        raise ParameterError(name, f"{name}={v!r} must be a whole number ≥ 1, e.g. {name}=30")
+        raise ParameterError(name, f"{name}={v!r} must be a whole number ≥ 1, e.g. {name}={EXAMPLES.get(name, 1)}")
 
 
 def non_negative_number(name, v):
@@ -91,6 +94,52 @@ def threads(name, v):
         raise ParameterError(name, f"{name}={v!r} must be None (torch's default) or a number of threads ≥ 1")
 
 
+def render_size(name, v):
+    """Shap-E renders its 20 turntable views in batches of 4096 rays and drops a remainder, so the side must
+    be a multiple of 32 (20 * side**2 divisible by 4096)."""
+    if not _is_int(v) or v < 32 or v % 32:
+        lo = max(32, (v // 32) * 32) if _is_int(v) and v > 0 else 32
+        options = f"{lo} or {lo + 32}" if _is_int(v) and v > 32 else "32 or 64"
+        raise ParameterError(name, f"{name}={v!r} is not supported: Shap-E renders 20 views in batches of 4096 rays, "
+                                   f"so it must be a multiple of 32 — try {options} (256 is the published setting)")
+
+
+def samples_pair(name, v):
+    if (not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_int(x) and x >= 1 for x in v)):
+        raise ParameterError(name, f"{name}={v!r} must be two whole numbers ≥ 1 [coarse, fine] samples per ray, "
+                                   f"e.g. {name}=[64, 128] (the published setting)")
+
+
+def grid_size(name, v):
+    if not _is_int(v) or not 8 <= v <= 512:
+        raise ParameterError(name, f"{name}={v!r} must be a whole number of grid cells per side between 8 and 512 "
+                                   f"(128 is the published setting; the cost grows with its cube)")
+
+
+def positive_number(name, v):
+    if not _is_number(v) or v <= 0:
+        raise ParameterError(name, f"{name}={v!r} must be a number > 0, e.g. {name}=10")
+
+
+def choice(*options):
+    def rule(name, v):
+        if v not in options:
+            raise ParameterError(name, f"{name}={v!r} must be one of " + ", ".join(repr(o) for o in options))
+    return rule
+
+
+def image_file(name, v):
+    """None (the demo picture) or a readable image file."""
+    if v is None:
+        return
+    from .images import open_image
+
+    try:
+        open_image(v, name)
+    except ValueError as e:
+        raise ParameterError(name, str(e)) from None
+
+
 def writable_dir(name, v):
     """The folder must exist or be creatable, and accept a file. Only an empty folder may be created here."""
     if not isinstance(v, (str, os.PathLike)) or not str(v).strip():
@@ -122,6 +171,16 @@ RULES = {
     "memory": memory_request,
     "cpu_threads": threads,
     "output_dir": writable_dir,
+    "frame_size": render_size,
+    "render_samples": samples_pair,
+    "mesh_grid": grid_size,
+    "batch": positive_int,
+    "fps": positive_number,
+    "image_guidance": non_negative_number,
+    "image": image_file,
+    "mode": choice("text", "image", "both"),
+    "text_model": model_ref,
+    "image_model": model_ref,
 }
 
 

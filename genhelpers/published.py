@@ -16,6 +16,14 @@ SDXL_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_chan
 _SDXL_UNET_COMMON = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2, norm_num_groups=32,
                          use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256)
 
+SHAP_E_PRIOR = dict(num_attention_heads=16, attention_head_dim=64, num_layers=24, embedding_dim=1024,
+                    num_embeddings=1024, additional_embeddings=0, time_embed_dim=4096, time_embed_act_fn="gelu",
+                    embedding_proj_dim=768, clip_embed_dim=2048, norm_in_type="layer", embedding_proj_norm_type=None,
+                    encoder_hid_proj_type=None, added_emb_type=None)
+SHAP_E_RENDERER = dict(param_shapes=((256, 93), (256, 256), (256, 256), (256, 256)), d_latent=1024, d_hidden=256,
+                       n_output=12, n_hidden_layers=6, act_fn="swish", insert_direction_at=4,
+                       background=(255.0, 255.0, 255.0))
+
 CONFIGS = {
     "sdxl-base": {
         "unet": ("UNet2DConditionModel", dict(
@@ -36,6 +44,21 @@ CONFIGS = {
             attention_head_dim=(6, 12, 24, 24), transformer_layers_per_block=4, cross_attention_dim=1280,
             projection_class_embeddings_input_dim=2560)),  # 5 ids (size, crop, aesthetic score) x 256 + 1280
     },
+    # Shap-E: prior/config.json, text_encoder/config.json, image_encoder/config.json and
+    # shap_e_renderer/config.json of openai/shap-e and openai/shap-e-img2img as published on the hub
+    # (recorded by hand: no hub access here, and no published parameter count to check them against).
+    "shap-e": {
+        "prior": ("PriorTransformer", SHAP_E_PRIOR),
+        "text_encoder": ("CLIPTextModelWithProjection", dict(SDXL_TEXT)),  # CLIP ViT-L/14 text tower
+        "shap_e_renderer": ("ShapERenderer", SHAP_E_RENDERER),
+    },
+    "shap-e-img2img": {
+        "prior": ("PriorTransformer", dict(SHAP_E_PRIOR, embedding_proj_dim=1024, embedding_proj_norm_type="layer")),
+        "image_encoder": ("CLIPVisionModel", dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                                                  num_attention_heads=16, image_size=224, patch_size=14,
+                                                  projection_dim=768, hidden_act="quick_gelu")),
+        "shap_e_renderer": ("ShapERenderer", SHAP_E_RENDERER),
+    },
     "sdxl-vae-fp16-fix": {
         "vae": ("AutoencoderKL", dict(SDXL_VAE, force_upcast=False)),
     },
@@ -50,8 +73,14 @@ def meta_model(key: str, component: str):
 
     cls_name, config = CONFIGS[key][component]
     with torch.device("meta"):
+        if cls_name == "CLIPVisionModel":
+            return transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**config))
         if cls_name.startswith("CLIP"):
             return getattr(transformers, cls_name)(transformers.CLIPTextConfig(**config))
+        if cls_name == "ShapERenderer":
+            from diffusers.pipelines.shap_e import ShapERenderer
+
+            return ShapERenderer(**config)
         return getattr(diffusers, cls_name)(**config)
 
 

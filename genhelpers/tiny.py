@@ -200,10 +200,77 @@ def sdxl_vae_fp16_fix():
     return sdxl_vae(seed=SEED + 3, force_upcast=False)
 
 
+# Shap-E: a prior (transformer over latent tokens), a conditioning encoder, and a renderer whose small MLP gets
+# its weights from the latents. Twin latents: 32 tokens of width 32 (published: 1024 x 1024).
+def _shap_e_prior(image: bool, seed: int = SEED):
+    from diffusers import PriorTransformer
+
+    _seeded(seed)
+    return PriorTransformer(num_attention_heads=2, attention_head_dim=16, num_layers=1, embedding_dim=32,
+                            num_embeddings=32, additional_embeddings=0, time_embed_dim=128, time_embed_act_fn="gelu",
+                            embedding_proj_dim=32, clip_embed_dim=64, norm_in_type="layer",
+                            embedding_proj_norm_type="layer" if image else None, encoder_hid_proj_type=None,
+                            added_emb_type=None).eval()
+
+
+def _shap_e_renderer(seed: int = SEED):
+    """The published renderer at toy width, with the marching-cubes tables real checkpoints carry. Random
+    weights give no surface and an invisible (zero-density) volume, so the output layer, which the latents do
+    not overwrite, is offset: the SDF is positive throughout (the mesh is the closed box of the volume) and
+    the density too (the views show that box, coloured by the latents, turning)."""
+    import torch
+    from diffusers.pipelines.shap_e import ShapERenderer
+
+    from . import marching_cubes
+
+    _seeded(seed)
+    r = ShapERenderer(param_shapes=((8, 93), (8, 8), (8, 8), (8, 8)), d_latent=32, d_hidden=8, n_output=12,
+                      n_hidden_layers=6, act_fn="swish", insert_direction_at=4)
+    marching_cubes.install(r)
+    with torch.no_grad():
+        out = r.mlp.mlp[-1]  # outputs: 0 signed distance, 1-2 coarse/fine density, then colours
+        out.weight[:3].mul_(0.05)
+        out.bias[:3] = torch.tensor([0.3, 2.0, 2.0])
+    return r.eval()
+
+
+def _shap_e_scheduler():
+    from diffusers import HeunDiscreteScheduler
+
+    return HeunDiscreteScheduler(num_train_timesteps=1024, beta_schedule="exp", prediction_type="sample",
+                                 use_karras_sigmas=True, clip_sample=True, clip_sample_range=1.0)
+
+
+def shap_e():
+    from diffusers import ShapEPipeline
+
+    return ShapEPipeline(prior=_shap_e_prior(image=False), text_encoder=text_encoder(projection=True),
+                         tokenizer=clip_tokenizer(), shap_e_renderer=_shap_e_renderer(), scheduler=_shap_e_scheduler())
+
+
+def shap_e_img2img():
+    """The image encoder keeps the published geometry (224 px, 14 px patches -> 256 tokens for the prior)."""
+    from diffusers import ShapEImg2ImgPipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    _seeded(SEED + 4)
+    encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                               num_attention_heads=4, image_size=224, patch_size=14,
+                                               projection_dim=32)).eval()
+    processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
+                                   do_center_crop=True, do_normalize=True, do_resize=True, resample=3,
+                                   image_mean=[0.48145466, 0.4578275, 0.40821073],
+                                   image_std=[0.26862954, 0.26130258, 0.27577711])
+    return ShapEImg2ImgPipeline(prior=_shap_e_prior(image=True), image_encoder=encoder, image_processor=processor,
+                                shap_e_renderer=_shap_e_renderer(), scheduler=_shap_e_scheduler())
+
+
 BUILDERS = {
     "sdxl-base": sdxl_base,
     "sdxl-refiner": sdxl_refiner,
     "sdxl-vae-fp16-fix": sdxl_vae_fp16_fix,
+    "shap-e": shap_e,
+    "shap-e-img2img": shap_e_img2img,
 }
 
 

@@ -161,3 +161,72 @@ def test_unwritable_output_dir_is_refused(tmp_path):
         pm.execute_notebook(str(NOTEBOOKS / "sdxl.ipynb"), str(tmp_path / "x.ipynb"), kernel_name="python3",
                             parameters={**params, "output_dir": str(blocker / "out")}, progress_bar=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "x.ipynb"]
+
+
+# ------------------------------------------------------------------------------------------------ Shap-E
+@pytest.fixture(scope="module")
+def shap_e_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shap_e")
+    report = run_collection("smoke", NOTEBOOKS, out, only=["shap_e"])
+    return out, report
+
+
+@pytest.mark.parametrize("section", ["text", "image"])
+def test_shap_e_smoke_turntable_and_mesh(shap_e_run, section):
+    import imageio.v3 as iio
+    import trimesh
+
+    out, report = shap_e_run
+    (result,) = report["results"]
+    assert result["status"] == "passed", result.get("error")
+    files = out / "shap_e"
+    smoke = PROFILES["shap_e"]["smoke"]
+    stem = f"{section}_000"
+    gif = Image.open(files / f"{stem}_turntable.gif")
+    side = json.loads((files / f"{stem}_turntable.json").read_text())
+    assert side["clip"]["frames"] == 20 and (side["clip"]["width"], side["clip"]["height"]) == (32, 32)
+    assert gif.n_frames == side["gif_frames"] == 20 and gif.size == (smoke["frame_size"],) * 2
+    assert iio.imread(files / f"{stem}_turntable.mp4", index=None).shape[:3] == (20, 32, 32)
+    mesh_side = json.loads((files / f"{stem}_mesh.json").read_text())
+    facts = mesh_side["mesh"]
+    assert facts["vertices"] > 0 and facts["watertight"]
+    for fmt in ("ply", "obj", "glb"):
+        back = trimesh.load(files / f"{stem}_mesh.{fmt}", force="mesh", process=False)
+        assert (len(back.vertices), len(back.faces)) == (facts["vertices"], facts["faces"]), fmt
+        assert back.visual.kind == "vertex", fmt  # vertex colours kept
+    assert Image.open(files / f"{stem}_mesh_preview.png").size == (512, 512)
+    names = parameter_names(nbformat.read(NOTEBOOKS / "shap_e.ipynb", as_version=4))
+    assert set(mesh_side["parameters"]) == set(names) and mesh_side["seed"] == smoke["seed"]
+    assert mesh_side["models"][0]["class"] == ("ShapEPipeline" if section == "text" else "ShapEImg2ImgPipeline")
+    assert {"diffusion_s", "decode_s"} <= set(mesh_side["timings"])
+
+
+def test_shap_e_text_only(tmp_path):
+    result = run_notebook(NOTEBOOKS / "shap_e.ipynb", {**PROFILES["shap_e"]["smoke"], "mode": "text"}, tmp_path)
+    assert result["status"] == "passed", result.get("error")
+    assert result["outputs"] and all(name.startswith("text_") for name in result["outputs"])
+
+
+def test_shap_e_nbval(shap_e_run, tmp_path):
+    out, _ = shap_e_run
+    (tmp_path / "empty.ini").write_text("[pytest]\n")
+    done = nbval(out / "shap_e.ipynb", tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+@pytest.mark.parametrize("override, evalue", [
+    ({"prompt": ""}, "prompt='' is empty"),
+    ({"image": "README.md"}, "could not be read as an image"),
+    ({"frame_size": 100}, "frame_size=100 is not supported"),
+    ({"batch": 0}, "batch=0 must be a whole number ≥ 1"),
+])
+def test_shap_e_bad_input_stops_before_loading(tmp_path, override, evalue):
+    if "image" in override:
+        override = {"image": str(NOTEBOOKS.parent / override["image"])}
+    result = run_notebook(NOTEBOOKS / "shap_e.ipynb", {**PROFILES["shap_e"]["smoke"], **override}, tmp_path)
+    assert result["status"] == "failed" and result["error"]["ename"] == "ParameterError"
+    assert evalue in result["error"]["evalue"]
+    nb = nbformat.read(tmp_path / "shap_e.ipynb", as_version=4)
+    failing = next(c for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs))
+    assert "genhelpers.check(" in failing.source
+    assert result["partial_files"] == []  # no partial mesh or video files

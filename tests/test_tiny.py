@@ -124,3 +124,30 @@ def test_fp16_variant_files_hold_half_precision(twins):
     t = load_file(twins["sdxl-base"] / "unet" / "diffusion_pytorch_model.fp16.safetensors")
     full = load_file(twins["sdxl-base"] / "unet" / "diffusion_pytorch_model.safetensors")
     assert {v.dtype for v in t.values()} == {torch.float16} and t.keys() == full.keys()
+
+
+@pytest.mark.parametrize("key, expected", [
+    ("shap-e", {"prior": ["diffusers", "PriorTransformer"], "scheduler": ["diffusers", "HeunDiscreteScheduler"],
+                "shap_e_renderer": ["shap_e", "ShapERenderer"],
+                "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
+                "tokenizer": ["transformers", "CLIPTokenizer"]}),
+    ("shap-e-img2img", {"prior": ["diffusers", "PriorTransformer"], "scheduler": ["diffusers", "HeunDiscreteScheduler"],
+                        "shap_e_renderer": ["shap_e", "ShapERenderer"],
+                        "image_encoder": ["transformers", "CLIPVisionModel"],
+                        "image_processor": ["transformers", "CLIPImageProcessor"]}),
+])
+def test_shap_e_twins_have_the_published_layout(twins, key, expected):
+    folder = twins[key]
+    index = json.loads((folder / "model_index.json").read_text())
+    assert {k: v for k, v in index.items() if not k.startswith("_")} == expected
+    for comp in expected:
+        assert (folder / comp).is_dir()
+    for comp in ("prior", "shap_e_renderer"):
+        assert (folder / comp / "diffusion_pytorch_model.fp16.safetensors").is_file()
+
+
+def test_shap_e_image_encoder_keeps_the_published_token_count(twins):
+    from transformers import CLIPVisionConfig
+
+    cfg = CLIPVisionConfig.from_pretrained(twins["shap-e-img2img"] / "image_encoder")
+    assert (cfg.image_size // cfg.patch_size) ** 2 == 256  # the prior sees 256 patch tokens, as published

@@ -1,0 +1,51 @@
+"""Input images: read one a person gives (with an error that says what is wrong), or draw a demo picture so a
+notebook runs with no file at all."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def demo_image(size: int = 256):
+    """A glossy red ball on a grey floor, lit from the upper left, on white: one object, centred, the kind of
+    input image-to-3D and image-to-video models expect."""
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = np.ones((size, size, 3))
+    shadow = ((xx - 0.55) / 0.32) ** 2 + ((yy - 0.8) / 0.06) ** 2 < 1
+    img[shadow] = 0.78
+    cx, cy, r = 0.5, 0.48, 0.3
+    d2 = ((xx - cx) ** 2 + (yy - cy) ** 2) / r**2
+    inside = d2 < 1
+    nz = np.sqrt(np.clip(1 - d2, 0, 1))
+    nx, ny = (xx - cx) / r, (yy - cy) / r
+    light = np.array([-0.5, -0.6, 0.62]) / np.linalg.norm([-0.5, -0.6, 0.62])
+    diffuse = np.clip(nx * light[0] + ny * light[1] + nz * light[2], 0, 1)
+    spec = np.clip(nx * light[0] + ny * light[1] + nz * light[2], 0, 1) ** 40
+    ball = np.stack([0.15 + 0.8 * diffuse, 0.05 + 0.12 * diffuse, 0.05 + 0.1 * diffuse], -1) + spec[..., None] * 0.9
+    img[inside] = np.clip(ball[inside], 0, 1)
+    return Image.fromarray((img * 255).round().astype("uint8"))
+
+
+def open_image(path: str | os.PathLike, name: str = "image"):
+    """Open an image file as RGB, or raise ValueError naming the parameter and what went wrong."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"{name}={str(path)!r}: no such file; give the path of a PNG or JPEG image "
+                         f"(or None for the built-in demo picture)")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            return im.convert("RGB") if im.mode != "RGBA" else im.copy()
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{name}={str(path)!r} could not be read as an image ({type(e).__name__}); "
+                         f"give a PNG or JPEG file") from None
+
+
+def load_image(path: str | os.PathLike | None, name: str = "image", size: int = 256):
+    """The image at ``path``, or the demo picture when ``path`` is None."""
+    return demo_image(size) if path is None else open_image(path, name)

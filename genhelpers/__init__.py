@@ -11,22 +11,34 @@ __version__ = "0.1.0"
 import logging as _logging
 
 
-class _NoTorchvisionNotice(_logging.Filter):
-    """transformers warns when torchvision is missing and it falls back to its PIL image processors. That is
-    the normal state of CPU machines (PyPI's torchvision does not import beside the CPU torch) and irrelevant to
-    the notebooks, so that one notice is dropped; every other warning passes."""
+class _DropNotice(_logging.Filter):
+    """Drop one known-irrelevant library notice; every other record passes."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
 
     def filter(self, record):
-        return "requires torchvision (not installed)" not in record.getMessage()
+        return self.text not in record.getMessage()
 
 
-_logging.getLogger("transformers.utils.import_utils").addFilter(_NoTorchvisionNotice())
+# transformers: torchvision missing, PIL image processors used instead -- the normal state of CPU machines
+# (PyPI's torchvision does not import beside the CPU torch) and irrelevant to the notebooks.
+_logging.getLogger("transformers.utils.import_utils").addFilter(_DropNotice("requires torchvision (not installed)"))
+# diffusers: moving a model with .to() while *no* module needs to stay in float32 (an empty list) is harmless.
+_logging.getLogger("diffusers.models.modeling_utils").addFilter(_DropNotice("should be kept in float32: []."))
 
-from .params import ParameterError, check  # noqa: E402  (light: no torch)
+from .compat import check_motion  # noqa: E402  (none of these import torch or diffusers at import time)
+from .images import key_frames, load_image  # noqa: E402
+from .loader import load, plan  # noqa: E402
+from .media import show  # noqa: E402
+from .memory import apply as place  # noqa: E402
+from .params import ParameterError, check  # noqa: E402
 from .stack import ensure as ensure_stack  # noqa: E402
+from .widgets import panel  # noqa: E402
 
-__all__ = ["ParameterError", "check", "ensure_stack", "generators", "load", "load_image", "panel", "plan", "runtime",
-           "save", "save_mesh", "save_video", "show"]
+__all__ = ["ParameterError", "check", "check_motion", "ensure_stack", "generators", "key_frames", "load", "load_image",
+           "panel", "place", "plan", "runtime", "save", "save_mesh", "save_video", "show"]
 
 
 def runtime(dtype: str = "auto", threads: int | None = None):
@@ -36,20 +48,6 @@ def runtime(dtype: str = "auto", threads: int | None = None):
     rt = detect(dtype=dtype, threads=threads)
     print(rt.summary())
     return rt
-
-
-def load(ref, rt=None, **kwargs):
-    """Resolve weights and return a ready pipeline (see genhelpers.loader.load)."""
-    from .loader import load as _load
-
-    return _load(ref, rt, **kwargs)
-
-
-def plan(rt, memory="auto", models=(), height=1024, width=1024, batch=1):
-    """One memory plan for a job that loads several models (see genhelpers.loader.plan)."""
-    from .loader import plan as _plan
-
-    return _plan(rt, memory, models, height, width, batch)
 
 
 def generators(seed: int, n: int = 1):
@@ -63,7 +61,7 @@ def generators(seed: int, n: int = 1):
 
 def save(images, output_dir, notebook: str, params: dict, rt=None, pipe=None, seeds=None, timings=None,
          stem: str | None = None):
-    """Save images (+ grid) with a sidecar JSON each; returns the paths written."""
+    """Save images (+ grid) with a sidecar JSON each (parameters, versions, machine, models, timings)."""
     from .media import record, save_images
 
     meta = record(notebook, params, rt, pipe, timings)
@@ -71,12 +69,13 @@ def save(images, output_dir, notebook: str, params: dict, rt=None, pipe=None, se
 
 
 def save_video(frames, output_dir, notebook: str, params: dict, fps: float, stem: str, rt=None, pipe=None,
-               seed=None, timings=None):
-    """Save a clip as MP4 + GIF + frame strip, each with a sidecar; returns the paths written."""
+               seed=None, timings=None, extra: dict | None = None):
+    """Save a clip as MP4 + GIF + frame strip, each with a sidecar; returns the paths written. ``extra``:
+    facts of the generation worth keeping (e.g. the decode chunk size used)."""
     from .media import record
     from .media import save_video as _save_video
 
-    meta = {**record(notebook, params, rt, pipe, timings), "seed": seed}
+    meta = {**record(notebook, params, rt, pipe, timings), "seed": seed, "generation": dict(extra or {})}
     return _save_video(frames, output_dir, stem, meta, fps=fps)
 
 
@@ -89,23 +88,3 @@ def save_mesh(mesh, output_dir, notebook: str, params: dict, stem: str, rt=None,
 
     meta = {**record(notebook, params, rt, pipe, timings), "seed": seed}
     return _save_mesh(mesh, output_dir, stem, meta)
-
-
-def load_image(path=None, name: str = "image"):
-    """The image at ``path`` (RGB, or RGBA as given), or a demo picture genhelpers draws when ``path`` is None."""
-    from .images import load_image as _load_image
-
-    return _load_image(path, name)
-
-
-def panel(make, **values):
-    """ipywidgets controls + a Generate button calling make(**values) (see genhelpers.widgets)."""
-    from .widgets import panel as _panel
-
-    return _panel(make, **values)
-
-
-def show(paths, width: int = 512):
-    from .media import show as _show
-
-    _show(paths, width)

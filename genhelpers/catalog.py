@@ -23,6 +23,9 @@ class Entry:
     params_exact: bool = True  # False where the count is an estimate (see `notes`)
     defaults: dict = field(default_factory=dict)
     fp16_vae: str | None = None  # catalog key of a VAE that stays finite in float16, used by vae="auto"
+    # activation memory per megapixel of output (each video frame counts), half precision, guidance included:
+    # a rough estimate until calibrated on a GPU (0 for add-ons that ride on another model's activations)
+    activations_gib_per_mp: float = 2.5
     kaggle_handle: str | None = None  # Kaggle Models handle, when a mirror is known
     notes: str = ""
 
@@ -73,6 +76,7 @@ ENTRIES = {
         ),
         Entry(
             key="shap-e",
+            activations_gib_per_mp=0.5,
             repo="openai/shap-e",
             cls="ShapEPipeline",
             title="Shap-E text-to-3D",
@@ -86,6 +90,7 @@ ENTRIES = {
         ),
         Entry(
             key="shap-e-img2img",
+            activations_gib_per_mp=0.5,
             repo="openai/shap-e-img2img",
             cls="ShapEImg2ImgPipeline",
             title="Shap-E image-to-3D",
@@ -97,7 +102,86 @@ ENTRIES = {
             defaults={"guidance": 3.0, "steps": 64, "frame_size": 256},
         ),
         Entry(
+            key="sd15",
+            activations_gib_per_mp=1.0,
+            repo="stable-diffusion-v1-5/stable-diffusion-v1-5",
+            cls="StableDiffusionPipeline",
+            title="Stable Diffusion 1.5 (community mirror of the deleted runwayml repository)",
+            licence="CreativeML Open RAIL-M",
+            licence_url="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/blob/main/LICENSE.md",
+            paper="https://arxiv.org/abs/2112.10752",
+            variants=("fp16",),
+            params={"unet": 859_520_964, "text_encoder": 123_060_480, "vae": 83_653_863},
+            defaults={"height": 512, "width": 512},
+        ),
+        Entry(
+            key="animatediff-motion-adapter-v1-5-2",
+            activations_gib_per_mp=0.0,
+            repo="guoyww/animatediff-motion-adapter-v1-5-2",
+            cls="MotionAdapter",
+            title="AnimateDiff motion module v1.5.2 (for Stable Diffusion 1.5)",
+            licence="Apache-2.0",
+            licence_url="https://github.com/guoyww/AnimateDiff/blob/main/LICENSE.txt",
+            paper="https://arxiv.org/abs/2307.04725",
+            params={"motion_adapter": 453_209_280},
+            params_exact=False,
+            defaults={"frames": 16, "steps": 25, "guidance": 7.5, "height": 512, "width": 512},
+        ),
+        Entry(
+            key="sparsectrl-rgb",
+            activations_gib_per_mp=0.0,
+            repo="guoyww/animatediff-sparsectrl-rgb",
+            cls="SparseControlNetModel",
+            title="SparseCtrl RGB (key frames as images)",
+            licence="Apache-2.0",
+            licence_url="https://github.com/guoyww/AnimateDiff/blob/main/LICENSE.txt",
+            paper="https://arxiv.org/abs/2311.16933",
+            params={"controlnet": 496_730_880},
+            params_exact=False,
+        ),
+        Entry(
+            key="sparsectrl-scribble",
+            activations_gib_per_mp=0.0,
+            repo="guoyww/animatediff-sparsectrl-scribble",
+            cls="SparseControlNetModel",
+            title="SparseCtrl scribble (key frames as line drawings)",
+            licence="Apache-2.0",
+            licence_url="https://github.com/guoyww/AnimateDiff/blob/main/LICENSE.txt",
+            paper="https://arxiv.org/abs/2311.16933",
+            params={"controlnet": 497_802_784},
+            params_exact=False,
+        ),
+        Entry(
+            key="svd",
+            activations_gib_per_mp=0.6,
+            repo="stabilityai/stable-video-diffusion-img2vid",
+            cls="StableVideoDiffusionPipeline",
+            title="Stable Video Diffusion image-to-video (14 frames)",
+            licence="Stable Video Diffusion Community License",
+            licence_url="https://huggingface.co/stabilityai/stable-video-diffusion-img2vid/blob/main/LICENSE.md",
+            paper="https://arxiv.org/abs/2311.15127",
+            variants=("fp16",),
+            params={"unet": 1_524_623_082, "image_encoder": 632_076_800, "vae": 97_742_847},
+            params_exact=False,
+            defaults={"frames": 14, "height": 576, "width": 1024, "fps": 7},
+        ),
+        Entry(
+            key="svd-xt",
+            activations_gib_per_mp=0.6,
+            repo="stabilityai/stable-video-diffusion-img2vid-xt",
+            cls="StableVideoDiffusionPipeline",
+            title="Stable Video Diffusion image-to-video XT (25 frames)",
+            licence="Stable Video Diffusion Community License",
+            licence_url="https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt/blob/main/LICENSE.md",
+            paper="https://arxiv.org/abs/2311.15127",
+            variants=("fp16",),
+            params={"unet": 1_524_623_082, "image_encoder": 632_076_800, "vae": 97_742_847},
+            params_exact=False,
+            defaults={"frames": 25, "height": 576, "width": 1024, "fps": 7},
+        ),
+        Entry(
             key="sdxl-vae-fp16-fix",
+            activations_gib_per_mp=0.0,
             repo="madebyollin/sdxl-vae-fp16-fix",
             cls="AutoencoderKL",
             title="SDXL VAE, fine-tuned to run in fp16 without overflow",

@@ -29,6 +29,29 @@ def demo_image(size: int = 256):
     return Image.fromarray((img * 255).round().astype("uint8"))
 
 
+def key_frames(kind: str, count: int, size: int = 256) -> list:
+    """Key frames for SparseCtrl when none are given: a ball travelling left to right across the clip, as RGB
+    pictures (kind "rgb") or as white line drawings on black (kind "scribble", what scribble models read)."""
+    from PIL import Image, ImageDraw
+
+    frames = []
+    for i in range(count):
+        t = i / max(count - 1, 1)
+        cx, cy, r = size * (0.25 + 0.5 * t), size * (0.55 - 0.15 * (1 - (2 * t - 1) ** 2)), size * 0.16
+        box = (cx - r, cy - r, cx + r, cy + r)
+        if kind == "scribble":
+            im = Image.new("RGB", (size, size), (0, 0, 0))
+            d = ImageDraw.Draw(im)
+            d.ellipse(box, outline=(255, 255, 255), width=max(2, size // 64))
+            d.line((0, size * 0.8, size, size * 0.8), fill=(255, 255, 255), width=max(2, size // 64))
+        else:
+            ball = demo_image(size)
+            im = Image.new("RGB", (size, size), (255, 255, 255))
+            im.paste(ball.crop((0, 0, size, size)), (int(cx - size / 2), int(cy - size * 0.48)))
+        frames.append(im)
+    return frames
+
+
 def open_image(path: str | os.PathLike, name: str = "image"):
     """Open an image file as RGB, or raise ValueError naming the parameter and what went wrong."""
     from PIL import Image, UnidentifiedImageError
@@ -46,6 +69,15 @@ def open_image(path: str | os.PathLike, name: str = "image"):
                          f"give a PNG or JPEG file") from None
 
 
-def load_image(path: str | os.PathLike | None, name: str = "image", size: int = 256):
-    """The image at ``path``, or the demo picture when ``path`` is None."""
-    return demo_image(size) if path is None else open_image(path, name)
+def fit(image, width: int, height: int):
+    """Centre-crop ``image`` to the aspect ratio of width x height, then resize: no stretching."""
+    from PIL import ImageOps
+
+    return ImageOps.fit(image, (width, height), method=3, centering=(0.5, 0.5))
+
+
+def load_image(path: str | os.PathLike | None, name: str = "image", size=None):
+    """The image at ``path``, or the demo picture when ``path`` is None; fitted to ``size`` (width, height)
+    by centre-cropping and resizing when given."""
+    image = demo_image(256) if path is None else open_image(path, name)
+    return fit(image, *size) if size else image

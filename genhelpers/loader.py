@@ -8,12 +8,14 @@ from . import memory as _memory
 from .runtime import Runtime, detect, gpu_warnings
 
 
-def plan(rt: Runtime, request="auto", models=(), height: int = 1024, width: int = 1024, batch: int = 1):
-    """One memory plan for a whole job (e.g. base + refiner sharing a GPU). ``models`` are references; the
-    catalog knows their published parameter counts. Unknown models leave the size unknown."""
+def plan(rt: Runtime, request="auto", models=(), height: int = 1024, width: int = 1024, batch: int = 1,
+         frames: int = 1):
+    """One memory plan for a whole job (e.g. base + refiner sharing a GPU, or SD1.5 + a motion adapter).
+    ``models`` are references; the catalog knows their parameter counts and activation rates. Unknown models
+    leave the size unknown."""
     if isinstance(request, _memory.MemoryPlan):
         return request
-    params, known = {}, True
+    params, known, rate = {}, True, 0.0
     for ref in models:
         if ref is None or ref == "auto":
             continue
@@ -23,8 +25,9 @@ def plan(rt: Runtime, request="auto", models=(), height: int = 1024, width: int 
             continue
         for comp, n in entry.params.items():
             params.setdefault(f"{entry.key}.{comp}", n)
-    need = _memory.estimate(params, rt.dtype, height, width, batch) if params and known else None
-    return _memory.choose(rt, request, need, batch=batch)
+        rate = max(rate, entry.activations_gib_per_mp * _memory.GIB)
+    need = _memory.estimate(params, rt.dtype, height, width, batch, frames, rate) if params and known else None
+    return _memory.choose(rt, request, need, batch=batch, frames=frames)
 
 
 def _variant(res: weights.Resolved, dtype: str, variant: str | None) -> str | None:
@@ -47,12 +50,23 @@ def _component(name: str, value, ref: str, dtype: str, rt: Runtime, allow_pickle
     return load(value, rt, memory=None, dtype=dtype, allow_pickle=allow_pickle, quiet=True)
 
 
-def load(ref, rt: Runtime | None = None, *, memory="auto", dtype: str | None = None, variant: str | None = "auto",
-         allow_pickle: bool = False, quiet: bool = False, **components):
+def _wanted_components(cls, replaced) -> set[str] | None:
+    """The components ``cls`` loads from a folder, less those the caller supplies (None: unknown, take all)."""
+    import inspect
+
+    if cls.__name__ == "DiffusionPipeline":
+        return None
+    return set(inspect.signature(cls.__init__).parameters) - {"self"} - set(replaced)
+
+
+def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None = None, dtype: str | None = None,
+         variant: str | None = "auto", allow_pickle: bool = False, quiet: bool = False, **components):
     """Resolve ``ref`` to weights, load it with the right class/dtype/variant, apply the memory plan, print
-    what happened. Component keyword arguments replace a pipeline's own: a loaded object, a model reference
-    (e.g. ``vae="sdxl-vae-fp16-fix"``), ``"auto"`` (genhelpers picks, or keeps the model's own) or ``None``
-    (keep the model's own). ``memory=None`` skips placement (used for components joining a pipeline)."""
+    what happened. ``pipeline`` names another diffusers class to build from the same folder (e.g.
+    ``"AnimateDiffPipeline"`` from a Stable Diffusion 1.5 folder). Component keyword arguments replace a
+    pipeline's own: a loaded object, a model reference (e.g. ``vae="sdxl-vae-fp16-fix"``), ``"auto"``
+    (genhelpers picks, or keeps the model's own) or ``None`` (keep the model's own). ``memory=None`` skips
+    placement (used for components joining a pipeline)."""
     import diffusers
     import torch
 
@@ -63,8 +77,16 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", dtype: str | None = N
     t0 = time.perf_counter()
     dtype = dtype or rt.dtype
     entry = catalog.find(ref)
+    cls_name = pipeline or (entry.cls if entry else None)
+    if cls_name is not None and not hasattr(diffusers, cls_name):
+        raise ValueError(f"pipeline={cls_name!r} is not a diffusers class (check the spelling, "
+                         f"e.g. 'AnimateDiffPipeline')")
+    cls = getattr(diffusers, cls_name) if cls_name else None
     wanted = "fp16" if variant == "auto" and dtype != "float32" else (None if variant == "auto" else variant)
-    res = weights.resolve(ref, variant=wanted, allow_pickle=allow_pickle)
+    replaced = [k for k, v in components.items() if v is not None and v != "auto"]
+    is_pipeline_cls = cls is not None and issubclass(cls, diffusers.DiffusionPipeline)
+    only = _wanted_components(cls, replaced) if is_pipeline_cls else None
+    res = weights.resolve(ref, variant=wanted, allow_pickle=allow_pickle, only=only)
     var = _variant(res, dtype, variant)
 
     extra = {}
@@ -75,11 +97,9 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", dtype: str | None = N
             extra[name] = value
 
     is_pipeline = (res.path / "model_index.json").is_file()
-    if entry is not None:
-        cls = getattr(diffusers, entry.cls)
-    elif is_pipeline:
+    if cls is None and is_pipeline:
         cls = diffusers.DiffusionPipeline
-    else:
+    elif cls is None:
         import json
 
         cls = getattr(diffusers, json.loads((res.path / "config.json").read_text())["_class_name"])

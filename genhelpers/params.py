@@ -128,6 +128,36 @@ def choice(*options):
     return rule
 
 
+def optional_positive_int(name, v):
+    if v is not None:
+        positive_int(name, v)
+
+
+def flag(name, v):
+    if not isinstance(v, bool):
+        raise ParameterError(name, f"{name}={v!r} must be True or False")
+
+
+def whole_number(name, v):
+    if not _is_int(v) or v < 0:
+        raise ParameterError(name, f"{name}={v!r} must be a whole number ≥ 0")
+
+
+def frame_indices(name, v):
+    if not isinstance(v, (list, tuple)) or not v or not all(_is_int(i) for i in v) or len(set(v)) != len(v):
+        raise ParameterError(name, f"{name}={v!r} must be a list of distinct frame numbers, e.g. {name}=[0, 8, 15]")
+
+
+def image_files(name, v):
+    """None (drawn by genhelpers) or a list of readable image files."""
+    if v is None:
+        return
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ParameterError(name, f"{name}={v!r} must be None or a list of image paths")
+    for i, path in enumerate(v):
+        image_file(f"{name}[{i}]", path)
+
+
 def image_file(name, v):
     """None (the demo picture) or a readable image file."""
     if v is None:
@@ -181,14 +211,60 @@ RULES = {
     "mode": choice("text", "image", "both"),
     "text_model": model_ref,
     "image_model": model_ref,
+    "base_model": model_ref,
+    "adapter": model_ref,
+    "sparsectrl_model": model_ref,
+    "frames": positive_int,
+    "decode_chunk_size": optional_positive_int,
+    "motion_bucket_id": whole_number,
+    "noise_aug_strength": non_negative_number,
+    "min_guidance": non_negative_number,
+    "max_guidance": non_negative_number,
+    "controlnet_scale": non_negative_number,
+    "sparsectrl": flag,
+    "conditioning_frames": frame_indices,
+    "conditioning_images": image_files,
 }
 
 
+def _indices_in_clip(p):
+    bad = [i for i in p["conditioning_frames"] if not 0 <= i < p["frames"]]
+    if bad:
+        raise ParameterError("conditioning_frames", f"conditioning_frames={p['conditioning_frames']!r}: frame(s) {bad} "
+                                                    f"lie outside the clip of frames={p['frames']} (use 0 to "
+                                                    f"{p['frames'] - 1})")
+
+
+def _guidance_range(p):
+    if p["min_guidance"] > p["max_guidance"]:
+        raise ParameterError("min_guidance", f"min_guidance={p['min_guidance']} is above max_guidance="
+                                             f"{p['max_guidance']}: the guidance ramps from min to max over the clip")
+
+
+def _one_image_per_index(p):
+    if p["conditioning_images"] is not None and len(p["conditioning_images"]) != len(p["conditioning_frames"]):
+        raise ParameterError("conditioning_images", f"conditioning_images has {len(p['conditioning_images'])} "
+                                                    f"image(s) but conditioning_frames names "
+                                                    f"{len(p['conditioning_frames'])} frame(s): give one per frame")
+
+
+# rules that relate two parameters, applied after each parameter passed its own rule
+CROSS = [
+    (("conditioning_frames", "frames"), _indices_in_clip),
+    (("min_guidance", "max_guidance"), _guidance_range),
+    (("conditioning_images", "conditioning_frames"), _one_image_per_index),
+]
+
+
 def check(**params) -> dict:
-    """Validate every parameter that has a rule (output_dir last: it is the only check that writes) and
-    return the parameters as a plain dict."""
-    for name in sorted(params, key=lambda n: n == "output_dir"):
-        rule = RULES.get(name)
-        if rule is not None:
-            rule(name, params[name])
+    """Validate every parameter that has a rule, then the rules relating two parameters, and output_dir last
+    (the only check that writes); return the parameters as a plain dict."""
+    for name, value in params.items():
+        if name != "output_dir" and name in RULES:
+            RULES[name](name, value)
+    for names, rule in CROSS:
+        if all(n in params for n in names):
+            rule(params)
+    if "output_dir" in params:
+        writable_dir("output_dir", params["output_dir"])
     return dict(params)

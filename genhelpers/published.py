@@ -24,6 +24,9 @@ SHAP_E_RENDERER = dict(param_shapes=((256, 93), (256, 256), (256, 256), (256, 25
                        n_output=12, n_hidden_layers=6, act_fn="swish", insert_direction_at=4,
                        background=(255.0, 255.0, 255.0))
 
+CLIP_VIT_H_VISION = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
+                         image_size=224, patch_size=14, projection_dim=1024, hidden_act="gelu")
+
 CONFIGS = {
     "sdxl-base": {
         "unet": ("UNet2DConditionModel", dict(
@@ -59,6 +62,46 @@ CONFIGS = {
                                                   projection_dim=768, hidden_act="quick_gelu")),
         "shap_e_renderer": ("ShapERenderer", SHAP_E_RENDERER),
     },
+    # Stable Diffusion 1.5 (the stable-diffusion-v1-5 mirror of the deleted runwayml repository)
+    "sd15": {
+        "unet": ("UNet2DConditionModel", dict(
+            sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+            block_out_channels=(320, 640, 1280, 1280),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, attention_head_dim=8,
+            cross_attention_dim=768, norm_num_groups=32)),
+        "text_encoder": ("CLIPTextModel", SDXL_TEXT),
+        "vae": ("AutoencoderKL", dict(SDXL_VAE, sample_size=512, scaling_factor=0.18215)),
+    },
+    # guoyww/animatediff-motion-adapter-v1-5-2 and the SparseCtrl ControlNets, config.json as published
+    "animatediff-motion-adapter-v1-5-2": {
+        "motion_adapter": ("MotionAdapter", dict(block_out_channels=(320, 640, 1280, 1280), motion_layers_per_block=2,
+                                                 motion_mid_block_layers_per_block=1, motion_num_attention_heads=8,
+                                                 motion_norm_num_groups=32, motion_max_seq_length=32,
+                                                 use_motion_mid_block=True)),
+    },
+    "sparsectrl-rgb": {
+        "controlnet": ("SparseControlNetModel", dict(conditioning_channels=4, use_simplified_condition_embedding=True)),
+    },
+    "sparsectrl-scribble": {
+        "controlnet": ("SparseControlNetModel", dict(conditioning_channels=3,
+                                                     use_simplified_condition_embedding=False)),
+    },
+    # stabilityai/stable-video-diffusion-img2vid(-xt): the class defaults are the published configs
+    "svd": {
+        "unet": ("UNetSpatioTemporalConditionModel", dict(sample_size=96, num_frames=14)),
+        "image_encoder": ("CLIPVisionModelWithProjection", CLIP_VIT_H_VISION),
+        "vae": ("AutoencoderKLTemporalDecoder", dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                                                     down_block_types=("DownEncoderBlock2D",) * 4, latent_channels=4,
+                                                     sample_size=768, scaling_factor=0.18215, force_upcast=True)),
+    },
+    "svd-xt": {
+        "unet": ("UNetSpatioTemporalConditionModel", dict(sample_size=96, num_frames=25)),
+        "image_encoder": ("CLIPVisionModelWithProjection", CLIP_VIT_H_VISION),
+        "vae": ("AutoencoderKLTemporalDecoder", dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                                                     down_block_types=("DownEncoderBlock2D",) * 4, latent_channels=4,
+                                                     sample_size=768, scaling_factor=0.18215, force_upcast=True)),
+    },
     "sdxl-vae-fp16-fix": {
         "vae": ("AutoencoderKL", dict(SDXL_VAE, force_upcast=False)),
     },
@@ -73,8 +116,8 @@ def meta_model(key: str, component: str):
 
     cls_name, config = CONFIGS[key][component]
     with torch.device("meta"):
-        if cls_name == "CLIPVisionModel":
-            return transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**config))
+        if cls_name.startswith("CLIPVision"):
+            return getattr(transformers, cls_name)(transformers.CLIPVisionConfig(**config))
         if cls_name.startswith("CLIP"):
             return getattr(transformers, cls_name)(transformers.CLIPTextConfig(**config))
         if cls_name == "ShapERenderer":
@@ -82,6 +125,11 @@ def meta_model(key: str, component: str):
 
             return ShapERenderer(**config)
         return getattr(diffusers, cls_name)(**config)
+
+
+def configs(key: str) -> dict:
+    """{component: config dict} for a catalog key (a twin shares its model's key after 'tiny:')."""
+    return {c: cfg for c, (_, cfg) in CONFIGS[key.removeprefix("tiny:")].items()}
 
 
 def count(key: str, component: str) -> int:

@@ -133,15 +133,19 @@ def text_encoder(projection: bool = False, seed: int = SEED):
     return (CLIPTextModelWithProjection if projection else CLIPTextModel)(cfg).eval()
 
 
-def sdxl_vae(seed: int = SEED, force_upcast: bool = True):
-    """Four blocks like the real VAE -> scale factor 8. SDXL's scaling factor 0.13025."""
+def vae(seed: int = SEED, scaling_factor: float = 0.13025, sample_size: int = 1024, force_upcast: bool = True):
+    """Four blocks like the real VAEs -> scale factor 8 (SDXL scales latents by 0.13025, SD1.5 by 0.18215)."""
     from diffusers import AutoencoderKL
 
     _seeded(seed)
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 16, 16),
                          down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                         layers_per_block=1, norm_num_groups=8, sample_size=1024, scaling_factor=0.13025,
-                         force_upcast=force_upcast).eval()
+                         layers_per_block=1, norm_num_groups=8, sample_size=sample_size,
+                         scaling_factor=scaling_factor, force_upcast=force_upcast).eval()
+
+
+def sdxl_vae(seed: int = SEED, force_upcast: bool = True):
+    return vae(seed, 0.13025, 1024, force_upcast)
 
 
 def sdxl_scheduler():
@@ -265,12 +269,121 @@ def shap_e_img2img():
                                 shap_e_renderer=_shap_e_renderer(), scheduler=_shap_e_scheduler())
 
 
+# Stable Diffusion 1.5 and the video models built on it. The SD1.5 UNet keeps the published four levels so that
+# motion modules and SparseCtrl (whose block widths must equal the UNet's) plug into it as into the real one.
+SD15_CHANNELS = (8, 16, 16, 16)
+
+
+def sd15():
+    """The stable-diffusion-v1-5 layout, safety checker and feature extractor included."""
+    from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    _seeded(SEED)
+    unet = UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                                block_out_channels=SD15_CHANNELS, norm_num_groups=8, attention_head_dim=8,
+                                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                                cross_attention_dim=32).eval()
+    _seeded(SEED + 5)
+    checker = StableDiffusionSafetyChecker(CLIPConfig(
+        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
+                     "num_attention_heads": 4},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4,
+                       "image_size": 224, "patch_size": 14},
+        projection_dim=32)).eval()
+    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
+                              steps_offset=1, set_alpha_to_one=False)
+    return StableDiffusionPipeline(vae=vae(scaling_factor=0.18215, sample_size=512), text_encoder=text_encoder(),
+                                   tokenizer=clip_tokenizer(), unet=unet, scheduler=scheduler, safety_checker=checker,
+                                   feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+                                   requires_safety_checker=True)
+
+
+MOTION = dict(motion_max_seq_length=32, motion_num_attention_heads=2)  # 32 frames at most, as published
+
+
+def motion_adapter():
+    from diffusers import MotionAdapter
+
+    _seeded(SEED + 6)
+    return MotionAdapter(block_out_channels=SD15_CHANNELS, motion_layers_per_block=2, motion_norm_num_groups=8,
+                         use_motion_mid_block=True, **MOTION).eval()
+
+
+def _sparsectrl(rgb: bool):
+    """RGB SparseCtrl takes VAE latents of the key frames (+ a mask channel); scribble takes the drawings
+    through its own small convolutional embedding."""
+    from diffusers import SparseControlNetModel
+
+    _seeded(SEED + (7 if rgb else 8))
+    return SparseControlNetModel(block_out_channels=SD15_CHANNELS, layers_per_block=2, norm_num_groups=8,
+                                 cross_attention_dim=32, attention_head_dim=8,
+                                 conditioning_embedding_out_channels=(8, 8, 8, 8),
+                                 conditioning_channels=4 if rgb else 3, use_simplified_condition_embedding=rgb,
+                                 concat_conditioning_mask=True, **MOTION).eval()
+
+
+def sparsectrl_rgb():
+    return _sparsectrl(rgb=True)
+
+
+def sparsectrl_scribble():
+    return _sparsectrl(rgb=False)
+
+
+def _svd(num_frames: int):
+    """Stable Video Diffusion's layout; its UNet and temporal VAE fix 32 normalisation groups, hence width 32."""
+    from diffusers import (
+        AutoencoderKLTemporalDecoder,
+        EulerDiscreteScheduler,
+        StableVideoDiffusionPipeline,
+        UNetSpatioTemporalConditionModel,
+    )
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    _seeded(SEED)
+    unet = UNetSpatioTemporalConditionModel(sample_size=96, in_channels=8, out_channels=4, layers_per_block=2,
+                                            block_out_channels=(32, 32, 32, 32), num_attention_heads=(1, 2, 2, 2),
+                                            cross_attention_dim=32, addition_time_embed_dim=8,
+                                            projection_class_embeddings_input_dim=3 * 8, num_frames=num_frames).eval()
+    _seeded(SEED + 1)
+    decoder = AutoencoderKLTemporalDecoder(block_out_channels=(32, 32, 32, 32), layers_per_block=1,
+                                           down_block_types=("DownEncoderBlock2D",) * 4, latent_channels=4,
+                                           sample_size=768, scaling_factor=0.18215, force_upcast=True).eval()
+    _seeded(SEED + 2)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                                             num_attention_heads=4, image_size=224, patch_size=14,
+                                                             projection_dim=32)).eval()
+    scheduler = EulerDiscreteScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                       beta_schedule="scaled_linear", prediction_type="v_prediction",
+                                       interpolation_type="linear", sigma_min=0.002, sigma_max=700.0, steps_offset=1,
+                                       timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True)
+    return StableVideoDiffusionPipeline(vae=decoder, image_encoder=encoder, unet=unet, scheduler=scheduler,
+                                        feature_extractor=CLIPImageProcessor(crop_size=224, size=224))
+
+
+def svd():
+    return _svd(num_frames=14)
+
+
+def svd_xt():
+    return _svd(num_frames=25)
+
+
 BUILDERS = {
     "sdxl-base": sdxl_base,
     "sdxl-refiner": sdxl_refiner,
     "sdxl-vae-fp16-fix": sdxl_vae_fp16_fix,
     "shap-e": shap_e,
     "shap-e-img2img": shap_e_img2img,
+    "sd15": sd15,
+    "animatediff-motion-adapter-v1-5-2": motion_adapter,
+    "sparsectrl-rgb": sparsectrl_rgb,
+    "sparsectrl-scribble": sparsectrl_scribble,
+    "svd": svd,
+    "svd-xt": svd_xt,
 }
 
 

@@ -130,22 +130,24 @@ def from_kagglehub(handle: str) -> Path | None:
     return Path(kagglehub.model_download(handle))
 
 
-def hub_patterns(index: dict | None, variant: str | None, allow_pickle: bool) -> list[str]:
-    """Files worth downloading: configs and tokenizers of the components model_index.json names, and one
-    weight file per component (the variant's, when asked). Published repos also carry single-file
-    checkpoints, ONNX, Flax and pickle copies, several GB each, which we never need."""
+def hub_patterns(index: dict | None, variant: str | None, allow_pickle: bool, only=None) -> list[str]:
+    """Files worth downloading: configs and tokenizers of the components model_index.json names (just those in
+    ``only`` when given: the ones the loading class uses and the caller does not replace), and one weight file
+    per component (the variant's, when asked). Published repos also carry single-file checkpoints, ONNX, Flax
+    and pickle copies, several GB each, which we never need."""
     exts = [SAFE] + (list(PICKLE) if allow_pickle else [])
     weight_names = [f"*.{variant}{e}" for e in exts] if variant else [f"*{e}" for e in exts]
     if index is None:  # a single model repo (e.g. a VAE): config + weights at the top
         return ["config.json", *weight_names]
-    comps = [k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and v[0] is not None]
+    comps = [k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and v[0] is not None
+             and (only is None or k in only)]
     pats = ["model_index.json"]
     for c in comps:
         pats += [f"{c}/*.json", f"{c}/*.txt", f"{c}/*.model"] + [f"{c}/{w}" for w in weight_names]
     return pats
 
 
-def from_hub(repo: str, variant: str | None, allow_pickle: bool) -> Path:
+def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None) -> Path:
     from huggingface_hub import hf_hub_download, snapshot_download
     from huggingface_hub.errors import EntryNotFoundError
 
@@ -154,10 +156,10 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool) -> Path:
         index = json.loads(Path(hf_hub_download(repo, "model_index.json", local_files_only=local_only)).read_text())
     except EntryNotFoundError:
         index = None
-    path = Path(snapshot_download(repo, allow_patterns=hub_patterns(index, variant, allow_pickle),
+    path = Path(snapshot_download(repo, allow_patterns=hub_patterns(index, variant, allow_pickle, only),
                                   local_files_only=local_only))
     if variant and not any(path.rglob(f"*.{variant}{SAFE}")):  # repo has no such variant: take the default
-        path = Path(snapshot_download(repo, allow_patterns=hub_patterns(index, None, allow_pickle),
+        path = Path(snapshot_download(repo, allow_patterns=hub_patterns(index, None, allow_pickle, only),
                                       local_files_only=local_only))
     return path
 
@@ -180,7 +182,8 @@ def not_found_message(ref: str, repo: str | None, entry: catalog.Entry | None, w
     return "\n".join(lines)
 
 
-def resolve(ref, variant: str | None = None, allow_pickle: bool = False) -> Resolved:
+def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=None) -> Resolved:
+    """``only``: the pipeline components worth downloading from the hub (None: all that model_index names)."""
     kind = kind_of(ref)
     ref = str(ref)
     entry = catalog.find(ref)
@@ -214,7 +217,7 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False) -> Reso
         except Exception:  # fall through to the hub; the final error lists every route
             pass
     try:
-        path = from_hub(repo, variant, allow_pickle)
+        path = from_hub(repo, variant, allow_pickle, only)
     except Exception as e:
         reason = type(e).__name__ if offline() else f"{type(e).__name__}: {e}".splitlines()[0]
         raise WeightsNotFound(not_found_message(ref, repo, entry, f"not in the hub cache ({reason})")) from e

@@ -104,3 +104,40 @@ def test_apply_cpu_plan_on_a_real_pipeline(twins):
     pipe = DiffusionPipeline.from_pretrained(twins["sdxl-base"])
     memory.apply(pipe, memory.choose(MACHINES["cpu"], "auto"))
     assert pipe.device.type == "cpu" and not pipe.vae.use_slicing and not pipe.vae.use_tiling
+
+
+VIDEO = ["sd15", "animatediff-motion-adapter-v1-5-2"]
+
+
+@pytest.mark.parametrize("name, models, size, frames, expected, chunk", [
+    ("t4", VIDEO, (512, 512), 16, "gpu", 8),
+    ("t4", ["svd-xt"], (576, 1024), 25, "gpu-lean", 2),
+    ("l4", ["svd-xt"], (576, 1024), 25, "gpu", 8),
+    ("gtx1660", VIDEO, (512, 512), 16, "model-offload", 2),
+    ("gtx1660", ["svd-xt"], (576, 1024), 25, "sequential-offload", 1),
+    ("cpu", ["svd-xt"], (576, 1024), 25, "cpu", None),
+])
+def test_video_plans(name, models, size, frames, expected, chunk):
+    p = plan(MACHINES[name], "auto", models, *size, frames=frames)
+    assert (p.name, p.decode_chunk_size) == (expected, chunk)
+    assert p.forward_chunking == (expected in ("gpu-lean", "model-offload", "sequential-offload"))
+    if expected != "cpu":
+        assert p.vae_slicing
+
+
+def test_more_frames_need_a_leaner_plan():
+    t4 = MACHINES["t4"]
+    names = [plan(t4, "auto", ["svd-xt"], 576, 1024, frames=f).name for f in (4, 25, 50, 200)]
+    assert names == ["gpu", "gpu-lean", "model-offload", "sequential-offload"]
+
+
+def test_lean_plans_are_for_clips_not_images():
+    # an image request that does not fit goes straight to offloading
+    assert plan(MACHINES["t4"], "auto", BOTH, 1024, 1024).name == "model-offload"
+
+
+def test_apply_forward_chunking():
+    pipe = RecordingPipe()
+    pipe.unet = RecordingPipe()
+    memory.apply(pipe, memory.choose(MACHINES["t4"], "gpu-lean", frames=25))
+    assert ("enable_forward_chunking", (), {}) in pipe.unet.calls

@@ -230,3 +230,103 @@ def test_shap_e_bad_input_stops_before_loading(tmp_path, override, evalue):
     failing = next(c for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs))
     assert "genhelpers.check(" in failing.source
     assert result["partial_files"] == []  # no partial mesh or video files
+
+
+# ------------------------------------------------------------------------------------------------ video
+def read_clip(path):
+    import imageio.v3 as iio
+
+    return iio.imread(path, index=None)
+
+
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("video")
+    report = run_collection("smoke", NOTEBOOKS, out, only=["animatediff", "svd"])
+    return out, {r["notebook"]: r for r in report["results"]}
+
+
+@pytest.mark.parametrize("notebook, stem, frames, size", [
+    ("animatediff", "animatediff", 16, (64, 64)),
+    ("animatediff", "sparsectrl_scribble", 16, (64, 64)),
+    ("svd", "svd", 14, (112, 64)),
+])
+def test_video_smoke_clips(video_run, notebook, stem, frames, size):
+    out, results = video_run
+    assert results[notebook]["status"] == "passed", results[notebook].get("error")
+    folder = out / notebook
+    assert read_clip(folder / f"{stem}.mp4").shape[:3] == (frames, size[1], size[0])
+    gif = Image.open(folder / f"{stem}.gif")
+    side = json.loads((folder / f"{stem}.json").read_text())
+    assert gif.size == size and gif.n_frames == json.loads((folder / f"{stem}.json").read_text()).get(
+        "gif_frames", side["clip"]["frames"])
+    assert side["clip"]["frames"] == frames and (side["clip"]["width"], side["clip"]["height"]) == size
+    assert side["clip"]["fps"] == side["parameters"]["fps"]
+    assert side["generation"] and side["models"][0]["memory_plan"]["name"] == "cpu"
+    names = parameter_names(nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4))
+    assert set(side["parameters"]) == set(names)
+    assert Image.open(folder / f"{stem}_strip.png").size == (8 * size[0], size[1])
+
+
+def test_gif_sidecar_counts_frames(video_run):
+    out, _ = video_run
+    side = json.loads((out / "animatediff" / "animatediff.gif").with_suffix(".json").read_text())
+    assert side["gif_frames"] == Image.open(out / "animatediff" / "animatediff.gif").n_frames
+
+
+def test_sparsectrl_records_its_key_frames(video_run):
+    out, _ = video_run
+    side = json.loads((out / "animatediff" / "sparsectrl_scribble.json").read_text())
+    assert side["generation"] == {"key_frames": "scribble", "conditioning_frames": [0, 8, 15]}
+    assert [m["class"] for m in side["models"]] == ["AnimateDiffPipeline", "SparseControlNetModel"]
+
+
+def test_animatediff_without_sparsectrl(tmp_path):
+    result = run_notebook(NOTEBOOKS / "animatediff.ipynb", {**PROFILES["animatediff"]["smoke"], "sparsectrl": False},
+                          tmp_path)
+    assert result["status"] == "passed", result.get("error")
+    assert result["outputs"] == ["animatediff.gif", "animatediff.json", "animatediff.mp4", "animatediff_strip.json",
+                                 "animatediff_strip.png"]
+
+
+def test_sparsectrl_rgb_with_given_key_frames(tmp_path):
+    keys = []
+    for i, color in enumerate([(255, 0, 0), (0, 0, 255)]):
+        keys.append(str(tmp_path / f"key{i}.png"))
+        Image.new("RGB", (80, 80), color).save(keys[-1])
+    params = {**PROFILES["animatediff"]["smoke"], "sparsectrl_model": "tiny:sparsectrl-rgb",
+              "conditioning_frames": [0, 15], "conditioning_images": keys}
+    result = run_notebook(NOTEBOOKS / "animatediff.ipynb", params, tmp_path / "run")
+    assert result["status"] == "passed", result.get("error")
+    side = json.loads((tmp_path / "run" / "animatediff" / "sparsectrl_rgb.json").read_text())
+    assert side["generation"]["key_frames"] == "rgb" and side["parameters"]["conditioning_images"] == keys
+
+
+@pytest.mark.parametrize("notebook", ["animatediff", "svd"])
+def test_video_nbval(video_run, tmp_path, notebook):
+    out, _ = video_run
+    (tmp_path / "empty.ini").write_text("[pytest]\n")
+    done = nbval(out / f"{notebook}.ipynb", tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+@pytest.mark.parametrize("notebook, override, parameter, evalue", [
+    ("animatediff", {"frames": 0}, None, "frames=0 must be a whole number ≥ 1"),
+    ("animatediff", {"frames": 40}, "frames", "frames=40 is more than the motion module knows"),
+    ("animatediff", {"fps": 0}, None, "fps=0 must be a number > 0"),
+    ("animatediff", {"conditioning_frames": [0, 16]}, None, "frame(s) [16] lie outside the clip of frames=16"),
+    ("animatediff", {"base_model": "tiny:sdxl-base"}, "base_model", "plugs into blocks of width"),
+    ("svd", {"image": "does/not/exist.png"}, None, "no such file"),
+    ("svd", {"image": "README.md"}, None, "could not be read as an image"),
+    ("svd", {"min_guidance": 4.0, "max_guidance": 3.0}, None, "min_guidance=4.0 is above max_guidance=3.0"),
+])
+def test_video_bad_input_stops_before_loading(tmp_path, notebook, override, parameter, evalue):
+    if override.get("image") == "README.md":
+        override = {"image": str(NOTEBOOKS.parent / "README.md")}
+    result = run_notebook(NOTEBOOKS / f"{notebook}.ipynb", {**PROFILES[notebook]["smoke"], **override}, tmp_path)
+    assert result["status"] == "failed" and result["error"]["ename"] == "ParameterError"
+    assert evalue in result["error"]["evalue"]
+    nb = nbformat.read(tmp_path / f"{notebook}.ipynb", as_version=4)
+    failing = next(c for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs))
+    assert "genhelpers.check" in failing.source and "genhelpers.load(" not in failing.source
+    assert result["partial_files"] == []  # no partial video files

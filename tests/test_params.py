@@ -55,3 +55,42 @@ def test_kaggle_hint_points_to_working(monkeypatch):
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
     with pytest.raises(ParameterError, match="/kaggle/working/outputs"):
         check(output_dir="/proc/nope")
+
+
+VIDEO = dict(frames=16, fps=8, conditioning_frames=[0, 8, 15], conditioning_images=None, min_guidance=1.0,
+             max_guidance=3.0, decode_chunk_size=None, motion_bucket_id=127, noise_aug_strength=0.02, sparsectrl=True)
+
+
+@pytest.mark.parametrize("bad, parameter, message", [
+    ({"conditioning_frames": [0, 16]}, "conditioning_frames", r"frame\(s\) \[16\] lie outside .*\(use 0 to 15\)"),
+    ({"conditioning_frames": [3, 3]}, "conditioning_frames", "distinct frame numbers"),
+    ({"conditioning_frames": []}, "conditioning_frames", "distinct frame numbers"),
+    ({"min_guidance": 5.0}, "min_guidance", "above max_guidance"),
+    ({"decode_chunk_size": 0}, "decode_chunk_size", "decode_chunk_size=0"),
+    ({"motion_bucket_id": -1}, "motion_bucket_id", "whole number ≥ 0"),
+    ({"sparsectrl": "yes"}, "sparsectrl", "True or False"),
+    ({"conditioning_images": ["a.png"]}, "conditioning_images[0]", "no such file"),
+    ({"fps": 0}, "fps", "fps=0 must be a number > 0"),
+])
+def test_video_parameters(bad, parameter, message):
+    with pytest.raises(ParameterError, match=message) as e:
+        check(**{**VIDEO, **bad})
+    assert e.value.parameter == parameter
+
+
+def test_one_key_image_per_conditioning_frame(tmp_path):
+    from PIL import Image
+
+    img = tmp_path / "k.png"
+    Image.new("RGB", (8, 8)).save(img)
+    check(**{**VIDEO, "conditioning_images": [str(img)] * 3})
+    with pytest.raises(ParameterError, match="has 1 image.*names 3 frame") as e:
+        check(**{**VIDEO, "conditioning_images": [str(img)]})
+    assert e.value.parameter == "conditioning_images"
+
+
+@pytest.mark.parametrize("value, message", [(100, "try 96 or 128"), (16, "try 32 or 64"), (0, "try 32 or 64")])
+def test_shap_e_frame_size(value, message):
+    with pytest.raises(ParameterError, match=f"frame_size={value} is not supported.*{message}"):
+        check(frame_size=value)
+    check(frame_size=256)

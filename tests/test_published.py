@@ -13,6 +13,12 @@ PUBLISHED = {
     ("sdxl-base", "text_encoder_2"): 694_659_840,
     ("sdxl-base", "vae"): 83_653_863,
     ("sdxl-vae-fp16-fix", "vae"): 83_653_863,  # same architecture as SDXL's VAE, fine-tuned weights
+    ("sd15", "unet"): 859_520_964,
+    ("sd15", "text_encoder"): 123_060_480,
+    ("sd15", "vae"): 83_653_863,
+    # SVD conditions on CLIP ViT-H/14 image embeddings: the same tower as Zero123++ v1.2's vision_encoder
+    ("svd", "image_encoder"): 632_076_800,
+    ("svd-xt", "image_encoder"): 632_076_800,
 }
 
 
@@ -32,15 +38,16 @@ def test_catalog_counts_match_the_architectures():
             assert all((key, c) in PUBLISHED for c in entry.params), f"{key}: exact counts need a published source"
 
 
-@pytest.mark.parametrize("key, component", [("sdxl-base", "unet"), ("sdxl-refiner", "unet"), ("sdxl-base", "vae")])
+@pytest.mark.parametrize("key, component", [("sdxl-base", "unet"), ("sdxl-refiner", "unet"), ("sdxl-base", "vae"),
+                                            ("sd15", "unet"), ("svd", "unet"), ("svd-xt", "unet")])
 def test_twins_keep_the_published_topology(twins, key, component):
     twin = json.loads((twins[key] / component / "config.json").read_text())
-    full = published.CONFIGS[key][component][1]
+    full = dict(published.meta_model(key, component).config)  # the complete config, class defaults included
     same = ["down_block_types", "up_block_types", "in_channels", "out_channels", "addition_embed_type",
-            "use_linear_projection", "latent_channels", "scaling_factor", "force_upcast", "sample_size"]
+            "use_linear_projection", "latent_channels", "scaling_factor", "force_upcast", "sample_size", "num_frames"]
     if component == "unet":
         same.append("layers_per_block")  # the twin VAE has one layer per block to stay quick at 1024 px
     for field in (f for f in same if f in full):
-        expected = list(full[field]) if isinstance(full[field], tuple) else full[field]
+        expected = list(full[field]) if isinstance(full[field], (tuple, list)) else full[field]
         assert twin[field] == expected, field
     assert len(twin["block_out_channels"]) == len(full["block_out_channels"])  # same depth: same scale factors

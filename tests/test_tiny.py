@@ -75,8 +75,8 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
 
 
 def test_unknown_twin():
-    with pytest.raises(ValueError, match="no tiny twin named 'sd15'.*sdxl-base"):
-        tiny.build("sd15")
+    with pytest.raises(ValueError, match="no tiny twin named 'sd14'.*sdxl-base"):
+        tiny.build("sd14")
 
 
 def test_tokenizer_matches_clip_conventions(twins):
@@ -151,3 +151,37 @@ def test_shap_e_image_encoder_keeps_the_published_token_count(twins):
 
     cfg = CLIPVisionConfig.from_pretrained(twins["shap-e-img2img"] / "image_encoder")
     assert (cfg.image_size // cfg.patch_size) ** 2 == 256  # the prior sees 256 patch tokens, as published
+
+
+@pytest.mark.parametrize("key, components", [
+    ("sd15", {"feature_extractor": ["transformers", "CLIPImageProcessor"],
+              "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+              "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+              "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+              "vae": ["diffusers", "AutoencoderKL"]}),
+    ("svd", {"feature_extractor": ["transformers", "CLIPImageProcessor"],
+             "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+             "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+             "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
+             "vae": ["diffusers", "AutoencoderKLTemporalDecoder"]}),
+])
+def test_video_pipeline_twins_have_the_published_layout(twins, key, components):
+    index = json.loads((twins[key] / "model_index.json").read_text())
+    # current diffusers also writes absent optional components as [null, null]; they load the same way
+    present = {k: v for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and v[0] is not None}
+    assert present == components
+
+
+@pytest.mark.parametrize("key, cls", [("animatediff-motion-adapter-v1-5-2", "MotionAdapter"),
+                                      ("sparsectrl-rgb", "SparseControlNetModel"),
+                                      ("sparsectrl-scribble", "SparseControlNetModel")])
+def test_video_model_twins_are_single_model_folders(twins, key, cls):
+    cfg = json.loads((twins[key] / "config.json").read_text())
+    assert cfg["_class_name"] == cls and cfg["motion_max_seq_length"] == 32
+    assert list(cfg["block_out_channels"]) == list(tiny.SD15_CHANNELS)  # they plug into the SD1.5 twin
+
+
+def test_svd_twins_differ_only_in_clip_length(twins):
+    a = json.loads((twins["svd"] / "unet" / "config.json").read_text())
+    b = json.loads((twins["svd-xt"] / "unet" / "config.json").read_text())
+    assert (a.pop("num_frames"), b.pop("num_frames")) == (14, 25) and a == b

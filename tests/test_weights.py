@@ -46,7 +46,7 @@ def test_reference_kinds(ref, kind):
     ("sdxl", "not a model reference genhelpers knows.*sdxl-base.*'owner/name'"),
     ("", "empty"),
     (None, "empty"),
-    ("tiny:sd15", "no tiny twin by that name.*'tiny:sdxl-base'"),
+    ("tiny:sd14", "no tiny twin by that name.*'tiny:sdxl-base'"),
     ("./no/such/folder", "looks like a folder but it does not exist"),
 ])
 def test_unknown_references_are_refused_with_the_forms_that_work(ref, message):
@@ -146,3 +146,35 @@ def test_resolve_never_loads_anything(monkeypatch, twins):
     monkeypatch.setattr(diffusers.DiffusionPipeline, "from_pretrained",
                         classmethod(lambda *a, **k: pytest.fail("loaded a model")))
     assert resolve("tiny:sdxl-base").path == twins["sdxl-base"]
+
+
+def test_hub_download_skips_components_the_caller_replaces():
+    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+             "vae": ["diffusers", "AutoencoderKL"],
+             "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"]}
+    pats = hub_patterns(index, None, allow_pickle=False, only={"unet", "vae", "motion_adapter"})
+    assert "unet/*.safetensors" in pats and not any(p.startswith("safety_checker") for p in pats)
+
+
+def test_load_asks_the_hub_only_for_what_it_will_use(monkeypatch, cpu_runtime, twins):
+    """The SDXL refiner joins the base with the base's text_encoder_2 and VAE: their copies in the refiner
+    repository (1.6 GB in fp16) must not be downloaded; AnimateDiff built on SD1.5 skips the safety checker."""
+    import genhelpers
+    from genhelpers import weights as w
+
+    asked = []
+    real = w.resolve
+
+    def spy(ref, variant=None, allow_pickle=False, only=None):
+        asked.append((ref, None if only is None else sorted(only)))
+        return real(ref, variant, allow_pickle, only)
+
+    monkeypatch.setattr(w, "resolve", spy)
+    base = genhelpers.load("tiny:sdxl-base", cpu_runtime, quiet=True)
+    genhelpers.load("tiny:sdxl-refiner", cpu_runtime, quiet=True, text_encoder_2=base.text_encoder_2, vae=base.vae)
+    refiner_only = dict(asked)["tiny:sdxl-refiner"]
+    assert "unet" in refiner_only and "text_encoder_2" not in refiner_only and "vae" not in refiner_only
+    genhelpers.load("tiny:sd15", cpu_runtime, pipeline="AnimateDiffPipeline", quiet=True,
+                    motion_adapter="tiny:animatediff-motion-adapter-v1-5-2")
+    sd15_only = dict(asked)["tiny:sd15"]
+    assert "safety_checker" not in sd15_only and "unet" in sd15_only

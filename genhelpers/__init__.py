@@ -38,7 +38,14 @@ from .stack import ensure as ensure_stack  # noqa: E402
 from .widgets import panel  # noqa: E402
 
 __all__ = ["ParameterError", "check", "check_motion", "ensure_stack", "generators", "key_frames", "load", "load_image",
-           "panel", "place", "plan", "runtime", "save", "save_mesh", "save_video", "show"]
+           "locate", "panel", "place", "plan", "runtime", "save", "save_mesh", "save_video", "show"]
+
+
+def locate(ref, **kwargs):
+    """The local folder holding ``ref``'s files (found or downloaded as ``load`` would), without loading."""
+    from .weights import resolve
+
+    return resolve(ref, **kwargs).path
 
 
 def runtime(dtype: str = "auto", threads: int | None = None):
@@ -60,11 +67,12 @@ def generators(seed: int, n: int = 1):
 
 
 def save(images, output_dir, notebook: str, params: dict, rt=None, pipe=None, seeds=None, timings=None,
-         stem: str | None = None):
-    """Save images (+ grid) with a sidecar JSON each (parameters, versions, machine, models, timings)."""
+         stem: str | None = None, extra: dict | None = None):
+    """Save images (+ grid) with a sidecar JSON each (parameters, versions, machine, models, timings, and
+    ``extra``: facts of the generation such as measured quality)."""
     from .media import record, save_images
 
-    meta = record(notebook, params, rt, pipe, timings)
+    meta = {**record(notebook, params, rt, pipe, timings), "generation": dict(extra or {})}
     return save_images(images, output_dir, stem or notebook, meta, seeds=seeds)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 class Entry:
     key: str
     repo: str  # the published Hugging Face repository
-    cls: str  # diffusers class that loads the folder (a pipeline, or a single model such as AutoencoderKL)
+    cls: str  # class that loads the folder: a diffusers pipeline or model, or a transformers model
     title: str
     licence: str
     licence_url: str
@@ -178,6 +178,18 @@ ENTRIES = {
             params={"unet": 1_524_623_082, "image_encoder": 632_076_800, "vae": 97_742_847},
             params_exact=False,
             defaults={"frames": 25, "height": 576, "width": 1024, "fps": 7},
+        ),
+        Entry(
+            key="clip-vit-large-patch14",
+            repo="openai/clip-vit-large-patch14",
+            cls="CLIPModel",
+            title="CLIP ViT-L/14 (image and text encoders trained contrastively)",
+            licence="MIT",
+            licence_url="https://github.com/openai/CLIP/blob/main/LICENSE",
+            paper="https://arxiv.org/abs/2103.00020",
+            params={"clip": 427_616_513},
+            params_exact=False,
+            activations_gib_per_mp=0.0,
         ),
         Entry(
             key="sdxl-vae-fp16-fix",

@@ -52,6 +52,26 @@ def key_frames(kind: str, count: int, size: int = 256) -> list:
     return frames
 
 
+def shapes(size: int = 224) -> dict:
+    """Three simple pictures CLIP should tell apart: {caption: image}."""
+    from PIL import Image, ImageDraw
+
+    out = {}
+    for caption, color, kind in [("a red circle", (220, 30, 30), "circle"), ("a blue square", (30, 60, 220), "square"),
+                                 ("a green triangle", (30, 170, 60), "triangle")]:
+        im = Image.new("RGB", (size, size), (255, 255, 255))
+        d = ImageDraw.Draw(im)
+        a, b = size * 0.2, size * 0.8
+        if kind == "circle":
+            d.ellipse((a, a, b, b), fill=color)
+        elif kind == "square":
+            d.rectangle((a, a, b, b), fill=color)
+        else:
+            d.polygon([(size / 2, a), (b, b), (a, b)], fill=color)
+        out[caption] = im
+    return out
+
+
 def open_image(path: str | os.PathLike, name: str = "image"):
     """Open an image file as RGB, or raise ValueError naming the parameter and what went wrong."""
     from PIL import Image, UnidentifiedImageError

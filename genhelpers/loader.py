@@ -78,10 +78,7 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     dtype = dtype or rt.dtype
     entry = catalog.find(ref)
     cls_name = pipeline or (entry.cls if entry else None)
-    if cls_name is not None and not hasattr(diffusers, cls_name):
-        raise ValueError(f"pipeline={cls_name!r} is not a diffusers class (check the spelling, "
-                         f"e.g. 'AnimateDiffPipeline')")
-    cls = getattr(diffusers, cls_name) if cls_name else None
+    cls = _class(cls_name) if cls_name else None
     wanted = "fp16" if variant == "auto" and dtype != "float32" else (None if variant == "auto" else variant)
     replaced = [k for k, v in components.items() if v is not None and v != "auto"]
     is_pipeline_cls = cls is not None and issubclass(cls, diffusers.DiffusionPipeline)
@@ -102,14 +99,17 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     elif cls is None:
         import json
 
-        cls = getattr(diffusers, json.loads((res.path / "config.json").read_text())["_class_name"])
+        config = json.loads((res.path / "config.json").read_text())
+        cls = _class(config.get("_class_name") or config.get("architectures", [""])[0])
     kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=not allow_pickle)
     obj = cls.from_pretrained(res.path, **kwargs, **extra)
     load_s = time.perf_counter() - t0
 
-    chosen = plan(rt, memory, [ref]) if memory is not None and is_pipeline else None
-    if chosen is not None:
+    chosen = plan(rt, memory, [ref]) if memory is not None else None
+    if chosen is not None and is_pipeline:
         _memory.apply(obj, chosen)
+    elif chosen is not None:  # a single model (e.g. CLIP) is small: it simply goes to the plan's device
+        obj.to(chosen.device)
     n_params = sum(p.numel() for m in _modules(obj) for p in m.parameters())
     info = {"ref": str(ref), "class": type(obj).__name__, "source": res.source, "path": str(res.path),
             "dtype": dtype, "variant": var, "parameters": n_params, "load_s": round(load_s, 3),
@@ -124,6 +124,18 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
         if chosen:
             print("  " + chosen.describe())
     return obj
+
+
+def _class(name: str):
+    """A class by name from diffusers, else transformers."""
+    import diffusers
+    import transformers
+
+    for lib in (diffusers, transformers):
+        if name and hasattr(lib, name):
+            return getattr(lib, name)
+    raise ValueError(f"pipeline={name!r} is not a diffusers or transformers class (check the spelling, "
+                     f"e.g. 'AnimateDiffPipeline')")
 
 
 def _modules(obj):

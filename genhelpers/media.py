@@ -196,6 +196,19 @@ def save_video(frames, output_dir, stem: str, meta: dict, fps: float, strip_fram
     ])
 
 
+def gif_preview(frames, fps: float = 8):
+    """An animated GIF held in memory, for showing a clip inline (e.g. in a panel) without writing a file."""
+    import io
+
+    from IPython.display import Image
+
+    frames = to_pil(frames)
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=max(20, 10 * round(100 / fps)), loop=0)
+    return Image(data=buf.getvalue(), format="gif")
+
+
 def to_trimesh(mesh):
     """A trimesh.Trimesh from diffusers' MeshDecoderOutput (verts, faces, vertex_channels R/G/B in [0, 1])."""
     import numpy as np

@@ -36,7 +36,7 @@ def multiple_of_8(name, v):
         raise ParameterError(name, f"{name}={v} must be a multiple of 8 (the VAE shrinks images 8×): try {options}")
 
 
-EXAMPLES = {"steps": 30, "num_images": 1, "batch": 1}
+EXAMPLES = {"steps": 30, "num_images": 1, "batch": 1, "train_steps": 1500, "batch_size": 128}
 
 
 def positive_int(name, v):
@@ -158,6 +158,11 @@ def image_files(name, v):
         image_file(f"{name}[{i}]", path)
 
 
+def unit_fraction(name, v):
+    if not _is_number(v) or not 0 <= v < 1:
+        raise ParameterError(name, f"{name}={v!r} must be a number from 0 up to (not including) 1")
+
+
 def image_file(name, v):
     """None (the demo picture) or a readable image file."""
     if v is None:
@@ -224,6 +229,15 @@ RULES = {
     "sparsectrl": flag,
     "conditioning_frames": frame_indices,
     "conditioning_images": image_files,
+    "train_steps": positive_int,
+    "batch_size": positive_int,
+    "learning_rate": positive_number,
+    "p_uncond": unit_fraction,
+    "ema_decay": unit_fraction,
+    "sample_steps": positive_int,
+    "samples_per_class": positive_int,
+    "clip_model": model_ref,
+    "embed_dim": positive_int,
 }
 
 

@@ -102,6 +102,13 @@ CONFIGS = {
                                                      down_block_types=("DownEncoderBlock2D",) * 4, latent_channels=4,
                                                      sample_size=768, scaling_factor=0.18215, force_upcast=True)),
     },
+    "clip-vit-large-patch14": {
+        "clip": ("CLIPModel", {"text_config": SDXL_TEXT,
+                               "vision_config": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                                                     num_attention_heads=16, image_size=224, patch_size=14,
+                                                     hidden_act="quick_gelu"),
+                               "projection_dim": 768}),
+    },
     "sdxl-vae-fp16-fix": {
         "vae": ("AutoencoderKL", dict(SDXL_VAE, force_upcast=False)),
     },
@@ -116,6 +123,8 @@ def meta_model(key: str, component: str):
 
     cls_name, config = CONFIGS[key][component]
     with torch.device("meta"):
+        if cls_name == "CLIPModel":
+            return transformers.CLIPModel(transformers.CLIPConfig(**config))
         if cls_name.startswith("CLIPVision"):
             return getattr(transformers, cls_name)(transformers.CLIPVisionConfig(**config))
         if cls_name.startswith("CLIP"):

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TWIN_VERSION = 1  # bump when a builder changes, so cached twins are rebuilt
+TWIN_VERSION = 2  # bump when a builder changes, so cached twins are rebuilt
 SEED = 0
 
 # ----------------------------------------------------------------------------------------------- tokenizer
@@ -372,6 +372,36 @@ def svd_xt():
     return _svd(num_frames=25)
 
 
+class _ModelFolder:
+    """A transformers model published together with its tokenizer and image processor in one folder."""
+
+    def __init__(self, model, processor):
+        self.model, self.processor = model, processor
+
+    def save_pretrained(self, folder, **kwargs):
+        self.model.save_pretrained(folder, **kwargs)
+        self.processor.save_pretrained(folder)
+        write_clip_tokenizer(folder)
+
+
+def clip_vit_large_patch14():
+    """openai/clip-vit-large-patch14 at toy width: CLIPModel + tokenizer + 224-px image processor."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    _seeded(SEED + 9)
+    model = CLIPModel(CLIPConfig(
+        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 2,
+                     "pad_token_id": 1},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
+                       "image_size": 224, "patch_size": 14},
+        projection_dim=32)).eval()
+    processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
+                                   image_mean=[0.48145466, 0.4578275, 0.40821073],
+                                   image_std=[0.26862954, 0.26130258, 0.27577711])
+    return _ModelFolder(model, processor)
+
+
 BUILDERS = {
     "sdxl-base": sdxl_base,
     "sdxl-refiner": sdxl_refiner,
@@ -384,6 +414,7 @@ BUILDERS = {
     "sparsectrl-scribble": sparsectrl_scribble,
     "svd": svd,
     "svd-xt": svd_xt,
+    "clip-vit-large-patch14": clip_vit_large_patch14,
 }
 
 
@@ -416,24 +447,28 @@ def _save(obj, folder: Path, variant: str | None = None) -> None:
 def _write_twin(key: str, folder: Path) -> None:
     import torch
 
+    from . import catalog
+
     obj = BUILDERS[key]()
     _save(obj, folder)
     for sub, pad in (("tokenizer", EOS), ("tokenizer_2", "!")):
         if (folder / sub).is_dir():  # published CLIP tokenizer folders hold vocab.json + merges.txt
             shutil.rmtree(folder / sub)
             write_clip_tokenizer(folder / sub, pad_token=pad)
-    # The fp16 files sit beside the fp32 ones under their published names (…/diffusion_pytorch_model.fp16
-    # .safetensors, …/model.fp16.safetensors). Save them aside and move only the weight files in, so the
-    # configs keep describing the full-precision default.
+    index = folder / "model_index.json"
+    if index.exists():  # without torchvision transformers names the PIL processor class; published files don't
+        index.write_text(index.read_text().replace("CLIPImageProcessorPil", "CLIPImageProcessor"))
+    if "fp16" not in catalog.ENTRIES[key].variants:
+        return
+    # Where the published repository has them, the fp16 files sit beside the fp32 ones under their published
+    # names (…/diffusion_pytorch_model.fp16.safetensors, …/model.fp16.safetensors). Save them aside and move
+    # only the weight files in, so the configs keep describing the full-precision default.
     with tempfile.TemporaryDirectory(dir=folder.parent) as aside:
         _save(obj.to(torch.float16), Path(aside), variant="fp16")
         for f in Path(aside).rglob("*.fp16.safetensors"):
             target = folder / f.relative_to(aside)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(f), target)
-    index = folder / "model_index.json"
-    if index.exists():  # without torchvision transformers names the PIL processor class; published files don't
-        index.write_text(index.read_text().replace("CLIPImageProcessorPil", "CLIPImageProcessor"))
 
 
 def build(key: str, root: str | os.PathLike | None = None, force: bool = False) -> Path:

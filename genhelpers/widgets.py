@@ -2,9 +2,15 @@
 
 ``panel(make, prompt="…", seed=42, steps=30)`` builds one control per keyword (text box for strings, integer
 box for ints, float box for floats) and a Generate button; the button calls ``make(**values)``, which returns
-PIL images, and shows them below. Headless runs (papermill) set the notebook's ``widgets`` parameter to False.
+things to show (PIL images, or ``media.gif_preview`` clips), and shows them in place below. Headless runs skip
+it: ``genhelpers run`` marks its kernels with GENHELPERS_HEADLESS=1, and notebooks also have a ``widgets``
+parameter that profiles turn off.
 """
 from __future__ import annotations
+
+import os
+
+HEADLESS = "GENHELPERS_HEADLESS"
 
 
 def controls(**values) -> dict:
@@ -25,6 +31,8 @@ def controls(**values) -> dict:
 
 
 def panel(make, **values):
+    if os.environ.get(HEADLESS):
+        return None
     try:
         import ipywidgets as w
         from IPython.display import display

@@ -330,3 +330,73 @@ def test_video_bad_input_stops_before_loading(tmp_path, notebook, override, para
     failing = next(c for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs))
     assert "genhelpers.check" in failing.source and "genhelpers.load(" not in failing.source
     assert result["partial_files"] == []  # no partial video files
+
+
+# ------------------------------------------------------------------------------------------------ classroom
+@pytest.fixture(scope="module")
+def classroom_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("classroom")
+    report = run_collection("smoke", NOTEBOOKS, out, only=["diffusion_from_scratch", "clip"])
+    return out, {r["notebook"]: r for r in report["results"]}
+
+
+def test_diffusion_learns_to_draw_the_requested_digits(classroom_run):
+    """Seeded smoke run (600 steps): the judge must read the requested digit in ≥ 95% of samples at the chosen
+    guidance, near chance without the class, and samples must not be copies of training digits."""
+    out, results = classroom_run
+    assert results["diffusion_from_scratch"]["status"] == "passed", results["diffusion_from_scratch"].get("error")
+    side = json.loads((out / "diffusion_from_scratch" / "samples_000.json").read_text())
+    quality = side["generation"]
+    by_scale = quality["accuracy_by_guidance"]
+    assert by_scale["3.0"] >= 0.95
+    assert by_scale["1.0"] >= 0.80
+    assert by_scale["0.0"] <= 0.30  # unconditional: the class is ignored, chance is 10%
+    assert quality["judge_heldout_accuracy"] >= 0.97
+    novelty = quality["novelty"]
+    assert novelty["generated_to_train"] >= 0.7 * novelty["heldout_to_train"]  # copies would sit near 0
+
+
+def test_trained_model_reloads_through_genhelpers_load(classroom_run, cpu_runtime):
+    import torch
+
+    import genhelpers
+
+    out, _ = classroom_run
+    pipe = genhelpers.load(str(out / "diffusion_from_scratch" / "model"), cpu_runtime, quiet=True)
+    assert type(pipe).__name__ == "DDPMPipeline" and pipe.unet.config.num_class_embeds == 11
+    x = torch.zeros(2, 1, 8, 8)
+    assert pipe.unet(x, 10, class_labels=torch.tensor([3, 10])).sample.shape == (2, 1, 8, 8)
+
+
+def test_small_clip_classifies_unseen_digits_zero_shot(classroom_run):
+    out, results = classroom_run
+    assert results["clip"]["status"] == "passed", results["clip"].get("error")
+    side = json.loads((out / "clip" / "heldout_digits_000.json").read_text())
+    accuracy = side["generation"]["zero_shot_accuracy"]
+    assert set(accuracy) == {"a handwritten {w}", "the digit {d}", "an image of a {w}"}
+    assert all(a >= 0.95 for a in accuracy.values()), accuracy  # incl. a template never used in training
+    assert len(side["generation"]["clip_score_own_caption"]) == 3
+
+
+@pytest.mark.parametrize("notebook", ["diffusion_from_scratch", "clip"])
+def test_classroom_nbval(classroom_run, tmp_path, notebook):
+    out, _ = classroom_run
+    (tmp_path / "empty.ini").write_text("[pytest]\n")
+    done = nbval(out / f"{notebook}.ipynb", tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_panels_stay_hidden_in_headless_runs(tmp_path):
+    """widgets=True as a person would run it, but through `genhelpers run`: the panel must not appear."""
+    result = run_notebook(NOTEBOOKS / "svd.ipynb", {**PROFILES["svd"]["smoke"], "widgets": True}, tmp_path)
+    assert result["status"] == "passed", result.get("error")
+    nb = nbformat.read(tmp_path / "svd.ipynb", as_version=4)
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert "genhelpers.panel(" in last.source and last.outputs == []
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n not in ("clip",)])
+def test_every_generation_notebook_offers_a_panel(name):
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    assert "widgets" in parameter_names(nb)
+    assert any("genhelpers.panel(make" in c.source for c in nb.cells if c.cell_type == "code")

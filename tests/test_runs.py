@@ -69,4 +69,6 @@ def test_cli_doctor_and_tiny(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "CPU only" in out and "diffusers 0.42" in out
     assert cli.main(["tiny", "sdxl-vae-fp16-fix", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "sdxl-vae-fp16-fix-v1" / "config.json").is_file()
+    from genhelpers.tiny import TWIN_VERSION
+
+    assert (tmp_path / f"sdxl-vae-fp16-fix-v{TWIN_VERSION}" / "config.json").is_file()

@@ -49,8 +49,7 @@ def test_refiner_twin_has_the_published_layout(twins):
 
 def test_vae_twin_is_a_single_model_folder(twins):
     folder = twins["sdxl-vae-fp16-fix"]
-    assert sorted(f.name for f in folder.iterdir()) == [
-        "config.json", "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.safetensors"]
+    assert sorted(f.name for f in folder.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
     config = json.loads((folder / "config.json").read_text())
     assert config["_class_name"] == "AutoencoderKL" and config["force_upcast"] is False
 
@@ -142,8 +141,6 @@ def test_shap_e_twins_have_the_published_layout(twins, key, expected):
     assert {k: v for k, v in index.items() if not k.startswith("_")} == expected
     for comp in expected:
         assert (folder / comp).is_dir()
-    for comp in ("prior", "shap_e_renderer"):
-        assert (folder / comp / "diffusion_pytorch_model.fp16.safetensors").is_file()
 
 
 def test_shap_e_image_encoder_keeps_the_published_token_count(twins):
@@ -185,3 +182,11 @@ def test_svd_twins_differ_only_in_clip_length(twins):
     a = json.loads((twins["svd"] / "unet" / "config.json").read_text())
     b = json.loads((twins["svd-xt"] / "unet" / "config.json").read_text())
     assert (a.pop("num_frames"), b.pop("num_frames")) == (14, 25) and a == b
+
+
+@pytest.mark.parametrize("key", sorted(tiny.BUILDERS))
+def test_fp16_files_exactly_where_the_published_repository_has_them(twins, key):
+    from genhelpers import catalog
+
+    has_fp16 = any(twins[key].rglob("*.fp16.safetensors"))
+    assert has_fp16 == ("fp16" in catalog.ENTRIES[key].variants)

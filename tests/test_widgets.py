@@ -30,3 +30,18 @@ def test_errors_are_shown_in_the_panel_not_lost():
     ui = widgets.panel(make, prompt="")
     ui.children[1].click()
     assert not ui.children[1].disabled  # the button comes back after a failure
+
+
+def test_headless_runs_skip_the_panel(monkeypatch):
+    monkeypatch.setenv("GENHELPERS_HEADLESS", "1")
+    assert widgets.panel(lambda **k: [], prompt="x") is None
+
+
+def test_gif_preview_is_an_animated_gif():
+    import io
+
+    from genhelpers import media
+
+    frames = [Image.new("RGB", (8, 8), (i * 60, 0, 0)) for i in range(4)]
+    gif = media.gif_preview(frames, fps=4)
+    assert gif.format == "gif" and Image.open(io.BytesIO(gif.data)).n_frames == 4

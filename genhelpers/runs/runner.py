@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import time
 from pathlib import Path
 
 import yaml
 
 from ..media import versions
+from ..widgets import HEADLESS
 from .report import write_report
 
 
@@ -41,6 +43,8 @@ def run_notebook(notebook: str | Path, parameters: dict, out_dir: str | Path, ti
     params = {**parameters, "output_dir": str(files_dir.resolve())}
     result = {"notebook": name, "parameters": params, "executed": executed.name}
     t0 = time.perf_counter()
+    previous = os.environ.get(HEADLESS)
+    os.environ[HEADLESS] = "1"  # the kernel inherits it: interactive panels stay hidden
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name=kernel,
@@ -52,6 +56,11 @@ def run_notebook(notebook: str | Path, parameters: dict, out_dir: str | Path, ti
     except Exception as e:  # kernel died, timeout, bad notebook: recorded, the next notebook still runs
         result["status"] = "failed"
         result["error"] = {"ename": type(e).__name__, "evalue": str(e).strip()[:500], "cell": None}
+    finally:
+        if previous is None:
+            os.environ.pop(HEADLESS, None)
+        else:
+            os.environ[HEADLESS] = previous
     result["duration_s"] = round(time.perf_counter() - t0, 2)
     files = _files(files_dir)
     # a failed run's files are partial: listed apart, never presented as outputs

@@ -27,8 +27,9 @@ lint: setup
 	$(PIP) ruff
 	$(VENV)/bin/ruff check genhelpers tests benchmarks
 
-bench: setup  ## timings written to benchmarks/results.json
+bench: setup  ## timings and classroom quality written to benchmarks/results.json
 	$(RUN_ENV) $(PY) benchmarks/bench_smoke.py
+	$(RUN_ENV) $(PY) benchmarks/bench_classroom.py
 
 wheel: setup  ## dist/genhelpers-*.whl, to attach on Kaggle as a dataset
 	$(PY) -m pip wheel -qq --no-deps -w dist .

@@ -74,7 +74,7 @@ def load_overhead(n: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--loads", type=int, default=15)
     a = ap.parse_args()
     from genhelpers.media import versions
@@ -84,8 +84,9 @@ def main():
     smoke = smoke_tier(a.runs)
     print("load overhead …")
     load = load_overhead(a.loads)
-    result = {"date": dt.date.today().isoformat(), "machine": detect().summary(), "cpu_count": os.cpu_count(),
-              "versions": versions(), "smoke_tier": smoke, "load_overhead": load}
+    result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # other benchmarks' sections stay
+    result.update({"date": dt.date.today().isoformat(), "machine": detect().summary(), "cpu_count": os.cpu_count(),
+                   "versions": versions(), "smoke_tier": smoke, "load_overhead": load})
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

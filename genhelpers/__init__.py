@@ -30,7 +30,7 @@ _logging.getLogger("diffusers.models.modeling_utils").addFilter(_DropNotice("sho
 
 from .compat import check_motion  # noqa: E402  (none of these import torch or diffusers at import time)
 from .images import key_frames, load_image  # noqa: E402
-from .loader import load, plan  # noqa: E402
+from .loader import load, plan, retry_on_oom  # noqa: E402
 from .media import show  # noqa: E402
 from .memory import apply as place  # noqa: E402
 from .params import ParameterError, check  # noqa: E402
@@ -38,7 +38,7 @@ from .stack import ensure as ensure_stack  # noqa: E402
 from .widgets import panel  # noqa: E402
 
 __all__ = ["ParameterError", "check", "check_motion", "ensure_stack", "generators", "key_frames", "load", "load_image",
-           "locate", "panel", "place", "plan", "runtime", "save", "save_mesh", "save_video", "show"]
+           "locate", "panel", "place", "plan", "retry_on_oom", "runtime", "save", "save_mesh", "save_video", "show"]
 
 
 def locate(ref, **kwargs):

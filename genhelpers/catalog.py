@@ -27,6 +27,7 @@ class Entry:
     # a rough estimate until calibrated on a GPU (0 for add-ons that ride on another model's activations)
     activations_gib_per_mp: float = 2.5
     kaggle_handle: str | None = None  # Kaggle Models handle, when a mirror is known
+    shares: tuple[str, ...] = ()  # components borrowed from the other model of a job on the same device
     notes: str = ""
 
     @property
@@ -67,11 +68,12 @@ ENTRIES = {
             licence_url="https://huggingface.co/stabilityai/stable-diffusion-xl-refiner-1.0/blob/main/LICENSE.md",
             paper="https://arxiv.org/abs/2307.01952",
             variants=("fp16",),
-            # text_encoder_2 and vae are the base model's (shared in the ensemble); only the UNet is new.
-            # Counted from the recorded config in genhelpers.published (the paper says ~2.3B); no published
-            # exact figure is on file to check it against, hence params_exact=False.
-            params={"unet": 2_259_526_660},
+            # The refiner repository holds its own copies of text_encoder_2 and vae (the base's); in the
+            # ensemble it borrows the base's instead (`shares`). UNet counted from the recorded config (the
+            # paper says ~2.3B); no published exact figure on file, hence params_exact=False.
+            params={"unet": 2_259_526_660, "text_encoder_2": 694_659_840, "vae": 83_653_863},
             params_exact=False,
+            shares=("text_encoder_2", "vae"),
             defaults={"high_noise_frac": 0.8},
         ),
         Entry(

@@ -25,15 +25,21 @@ def cmd_report(a) -> int:
 
 
 def cmd_doctor(a) -> int:
+    from .doctor import render, table
+    from .machines import runtime_for
     from .media import versions
+    from .runs import load_profiles
     from .runtime import detect
     from .stack import outdated
 
-    print(detect().summary())
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
+    rt = runtime_for(a.gpu) if a.gpu else detect()
+    print(("described machine " + a.gpu + ": " if a.gpu else "this machine: ") + rt.summary())
+    print("versions here: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
     old = outdated()
     for name, v in old.items():
         print(f"⚠ {name} {v or 'missing'} is older than genhelpers supports (genhelpers.stack.MINIMUM)")
+    print(f"\nEach notebook's '{a.profile}' setup, planned as genhelpers.load would (estimates, not measurements):\n")
+    print(render(table(load_profiles(Path(a.notebooks) / "profiles.yaml"), rt, a.profile)))
     return 1 if old else 0
 
 
@@ -58,7 +64,10 @@ def main(argv=None) -> int:
     rep = sub.add_parser("report", help="print a report.json as Markdown")
     rep.add_argument("report")
     rep.set_defaults(fn=cmd_report)
-    d = sub.add_parser("doctor", help="describe this machine and check package versions")
+    d = sub.add_parser("doctor", help="will each notebook fit this machine (or --gpu NAME), and with which plan?")
+    d.add_argument("--gpu", help="describe another machine instead: CPU, T4, T4x2, P100, L4, A100-40, A100-80, H100")
+    d.add_argument("--profile", default="kaggle-t4", help="the notebooks' parameter set to plan (default kaggle-t4)")
+    d.add_argument("--notebooks", default=str(REPO_NOTEBOOKS), help="folder with the notebooks and profiles.yaml")
     d.set_defaults(fn=cmd_doctor)
     t = sub.add_parser("tiny", help="build the tiny random-weight twins (cached)")
     t.add_argument("names", nargs="*")

@@ -22,7 +22,7 @@ def sd15_reference_unet(twin: bool) -> dict:
     """The UNet config motion modules were built for: the published SD1.5 one, or its twin's for a twin."""
     if twin:
         return _config("tiny:sd15", "unet")
-    return dict(published.meta_model("sd15", "unet").config)
+    return published.configs("sd15")["unet"]
 
 
 def check_motion(base_model, adapter, frames: int, sparsectrl_model=None) -> None:

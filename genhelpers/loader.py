@@ -9,25 +9,37 @@ from .runtime import Runtime, detect, gpu_warnings
 
 
 def plan(rt: Runtime, request="auto", models=(), height: int = 1024, width: int = 1024, batch: int = 1,
-         frames: int = 1):
+         frames: int = 1, attention: str = "sdpa"):
     """One memory plan for a whole job (e.g. base + refiner sharing a GPU, or SD1.5 + a motion adapter).
     ``models`` are references; the catalog knows their parameter counts and activation rates. Unknown models
-    leave the size unknown."""
+    leave the size unknown. ``attention``: "sdpa" (PyTorch's fused attention, the default in diffusers) or
+    "eager" (attention maps materialised, e.g. with attention processors that need them)."""
     if isinstance(request, _memory.MemoryPlan):
         return request
-    params, known, rate = {}, True, 0.0
-    for ref in models:
-        if ref is None or ref == "auto":
-            continue
+    need = job_need(rt, models, height, width, batch, frames, attention)
+    chosen = _memory.choose(rt, request, need, batch=batch, frames=frames)
+    if not _memory.host_fits(chosen, rt, need):
+        print(f"⚠ the host RAM ({rt.host_memory / _memory.GIB:.0f} GiB) may not hold the weights this plan keeps "
+              f"there (~{need.weights / _memory.GIB:.1f} GiB): close other notebooks or use a smaller model")
+    return chosen
+
+
+def job_need(rt: Runtime, models=(), height: int = 1024, width: int = 1024, batch: int = 1, frames: int = 1,
+             attention: str = "sdpa"):
+    """What a job needs (memory.Need) from the catalog's counts, or None when a model is unknown."""
+    params, shared, rate = {}, {}, 0.0
+    refs = [str(r) for r in models if r is not None and r != "auto"]
+    for ref in refs:
         entry = catalog.find(ref)
         if entry is None:
-            known = False
-            continue
-        for comp, n in entry.params.items():
-            params.setdefault(f"{entry.key}.{comp}", n)
+            return None
+        params[ref] = dict(entry.params)
+        if entry.shares and len(refs) > 1:
+            shared[ref] = list(entry.shares)
         rate = max(rate, entry.activations_gib_per_mp * _memory.GIB)
-    need = _memory.estimate(params, rt.dtype, height, width, batch, frames, rate) if params and known else None
-    return _memory.choose(rt, request, need, batch=batch, frames=frames)
+    if not params:
+        return None
+    return _memory.estimate(params, rt.dtype, height, width, batch, frames, rate, attention, shared=shared)
 
 
 def _variant(res: weights.Resolved, dtype: str, variant: str | None) -> str | None:
@@ -86,14 +98,17 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     res = weights.resolve(ref, variant=wanted, allow_pickle=allow_pickle, only=only)
     var = _variant(res, dtype, variant)
 
+    is_pipeline = (res.path / "model_index.json").is_file()
+    chosen = plan(rt, memory, [ref]) if memory is not None else None
+    device = chosen.device_for(ref) if chosen is not None else None
     extra = {}
     for name, value in components.items():
         if isinstance(value, str):
             value = _component(name, value, str(ref), dtype, rt, allow_pickle)
+        if value is not None and chosen is not None and chosen.devices and _device_of(value) not in (None, device):
+            continue  # a component living on another GPU of a split plan: this model loads its own copy
         if value is not None:
             extra[name] = value
-
-    is_pipeline = (res.path / "model_index.json").is_file()
     if cls is None and is_pipeline:
         cls = diffusers.DiffusionPipeline
     elif cls is None:
@@ -102,14 +117,17 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
         config = json.loads((res.path / "config.json").read_text())
         cls = _class(config.get("_class_name") or config.get("architectures", [""])[0])
     kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=not allow_pickle)
+    if chosen is not None and chosen.device_map and is_pipeline:
+        rooms = {g.index: f"{_memory.usable(g.total_memory) / _memory.GIB:.0f}GiB" for g in rt.gpus}
+        kwargs.update(device_map=chosen.device_map, max_memory=rooms)
     obj = cls.from_pretrained(res.path, **kwargs, **extra)
     load_s = time.perf_counter() - t0
 
-    chosen = plan(rt, memory, [ref]) if memory is not None else None
     if chosen is not None and is_pipeline:
-        _memory.apply(obj, chosen)
+        _memory.apply(obj, chosen, ref)
     elif chosen is not None:  # a single model (e.g. CLIP) is small: it simply goes to the plan's device
-        obj.to(chosen.device)
+        obj.to(device)
+    obj.genhelpers_plan = chosen
     n_params = sum(p.numel() for m in _modules(obj) for p in m.parameters())
     info = {"ref": str(ref), "class": type(obj).__name__, "source": res.source, "path": str(res.path),
             "dtype": dtype, "variant": var, "parameters": n_params, "load_s": round(load_s, 3),
@@ -124,6 +142,38 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
         if chosen:
             print("  " + chosen.describe())
     return obj
+
+
+def _device_of(obj):
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        return str(next(obj.parameters()).device)
+    return None
+
+
+def retry_on_oom(pipe, call, rt: Runtime | None = None, frames: int = 1):
+    """Run ``call()`` (the diffusers call on ``pipe``). On running out of GPU memory: free it, move ``pipe`` to
+    the next leaner plan, say so, and try again; the plans tried are recorded in the pipeline's info (and so in
+    every sidecar). A planned estimate can be wrong; this is the safety net."""
+    rt = rt or detect()
+    while True:
+        try:
+            return call()
+        except Exception as e:  # only out-of-memory errors are handled; the rest are re-raised
+            current = getattr(pipe, "genhelpers_plan", None)
+            if current is None or not _memory.is_out_of_memory(e):
+                raise
+            nxt = _memory.fallback(current, rt, frames=frames, error=f"{type(e).__name__}: {e}")
+            _memory.free_gpu_memory()
+            if current.offload:
+                pipe.remove_all_hooks()
+            _memory.apply(pipe, nxt)
+            pipe.genhelpers_plan = nxt
+            info = getattr(pipe, "genhelpers_info", None)
+            if info is not None:
+                info["memory_plan"] = nxt.as_dict()
+            print(f"⚠ out of GPU memory with plan '{current.name}': retrying with {nxt.describe()}")
 
 
 def _class(name: str):

@@ -79,3 +79,45 @@ def test_missing_weights_offline_fail_before_any_loading(cpu_runtime):
 
     with pytest.raises(WeightsNotFound, match="tiny:sdxl-refiner"):
         genhelpers.load("sdxl-refiner", cpu_runtime)
+
+
+def test_split_plan_gives_the_refiner_its_own_copies(monkeypatch, cpu_runtime):
+    """On 2 GPUs the refiner runs on the second: the base's text_encoder_2 and VAE (on the first) are not
+    borrowed; the refiner loads its own. Placement is recorded instead of moving to CUDA here."""
+    from genhelpers import memory
+    from genhelpers.machines import runtime_for
+
+    placed = []
+    monkeypatch.setattr(memory, "apply", lambda pipe, plan, ref=None: placed.append((ref, plan.device_for(ref))))
+    t4x2 = runtime_for("T4x2")
+    job = genhelpers.plan(t4x2, "auto", ["tiny:sdxl-base", "tiny:sdxl-refiner"])
+    assert job.name == "split"
+    base = genhelpers.load("tiny:sdxl-base", cpu_runtime, memory=job, dtype="float32", quiet=True)
+    refiner = genhelpers.load("tiny:sdxl-refiner", cpu_runtime, memory=job, dtype="float32", quiet=True,
+                              text_encoder_2=base.text_encoder_2, vae=base.vae)
+    assert placed == [("tiny:sdxl-base", "cuda:0"), ("tiny:sdxl-refiner", "cuda:1")]
+    assert refiner.text_encoder_2 is not base.text_encoder_2 and refiner.vae is not base.vae
+    assert refiner.genhelpers_plan.devices["tiny:sdxl-refiner"] == "cuda:1"
+
+
+def test_device_map_plan_is_passed_to_from_pretrained(monkeypatch, cpu_runtime):
+    import diffusers
+
+    from genhelpers import memory
+    from genhelpers.runtime import GPU, Runtime
+
+    seen = {}
+    real = diffusers.StableDiffusionXLPipeline.from_pretrained.__func__
+
+    def spy(cls, path, **kwargs):
+        seen.update(kwargs)
+        kwargs.pop("device_map"), kwargs.pop("max_memory")
+        return real(cls, path, **kwargs)
+
+    monkeypatch.setattr(diffusers.StableDiffusionXLPipeline, "from_pretrained", classmethod(spy))
+    monkeypatch.setattr(memory, "apply", lambda *a, **k: None)
+    card = GPU(0, "small", 10 * 1024**3, (8, 0))
+    rt = Runtime("local", (card, GPU(1, "small", card.total_memory, (8, 0))), "bfloat16")
+    pipe = genhelpers.load("tiny:sdxl-base", rt, dtype="float32", quiet=True)
+    assert pipe.genhelpers_plan.name == "split"
+    assert seen["device_map"] == "balanced" and seen["max_memory"] == {0: "8GiB", 1: "8GiB"}

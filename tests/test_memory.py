@@ -1,8 +1,9 @@
 import pytest
+import torch
 
 from genhelpers import memory
 from genhelpers.loader import plan
-from genhelpers.runtime import GPU, Runtime, choose_dtype
+from genhelpers.runtime import GPU, Runtime, choose_dtype  # noqa: F401
 
 
 def machine(*gpus):
@@ -25,7 +26,7 @@ BASE, BOTH = ["sdxl-base"], ["sdxl-base", "sdxl-refiner"]
     ("cpu", BOTH, "cpu"),
     ("t4", BASE, "gpu"),  # ~6.5 GiB of fp16 weights + activations fit 14.7 GiB
     ("t4", BOTH, "model-offload"),  # base + refiner UNets do not: take turns on the GPU
-    ("2xt4", BOTH, "model-offload"),  # one pipeline per job uses one GPU until placement lands
+    ("2xt4", BOTH, "split"),  # base on the first T4, refiner (with its own copies) on the second
     ("l4", BOTH, "gpu"),
     ("a100", BOTH, "gpu"),
     ("gtx1660", BASE, "sequential-offload"),  # even the UNet alone exceeds 6 GiB
@@ -34,13 +35,15 @@ def test_auto_plan_by_machine(name, models, expected):
     p = plan(MACHINES[name], "auto", models, 1024, 1024)
     assert p.name == expected
     assert p.device == ("cpu" if name == "cpu" else "cuda:0")
+    assert p.estimate or name == "cpu"
 
 
 def test_auto_plan_grows_with_the_image():
     t4 = MACHINES["t4"]
     assert plan(t4, "auto", BASE, 1024, 1024).name == "gpu"
-    big = plan(t4, "auto", BASE, 2048, 2048)  # ~10 GiB of activations + the 4.8 GiB UNet
-    assert big.name == "sequential-offload" and "activations" in big.reason
+    assert plan(t4, "auto", BASE, 2048, 2048).name == "model-offload"  # ~10 GiB of activations
+    huge = plan(t4, "auto", BASE, 4096, 4096)
+    assert huge.name == "sequential-offload" and "reduce the size" in huge.reason
 
 
 def test_unknown_model_size_keeps_the_whole_pipeline_on_the_gpu_and_says_why():
@@ -141,3 +144,128 @@ def test_apply_forward_chunking():
     pipe.unet = RecordingPipe()
     memory.apply(pipe, memory.choose(MACHINES["t4"], "gpu-lean", frames=25))
     assert ("enable_forward_chunking", (), {}) in pipe.unet.calls
+
+
+def test_split_puts_one_model_per_gpu_with_its_own_copies():
+    p = plan(MACHINES["2xt4"], "auto", BOTH, 1024, 1024)
+    assert p.devices == {"sdxl-base": "cuda:0", "sdxl-refiner": "cuda:1"}
+    assert p.device_for("sdxl-refiner") == "cuda:1" and p.device_for("anything-else") == "cuda:0"
+    # GPU 1 holds the refiner standing alone: UNet + its own text_encoder_2 and VAE (3.04 B params in fp16)
+    assert p.estimate["cuda:1"] > 3.04e9 * 2 / 1024**3
+    assert "cuda:1 (sdxl-refiner)" in p.describe()
+
+
+def test_one_pipeline_too_big_for_one_gpu_is_spread_with_a_device_map():
+    from genhelpers.runtime import GPU, Runtime
+
+    small = GPU(0, "small", 10 * 1024**3, (8, 0))  # the UNet + activations fit one, not everything
+    rt = Runtime("local", (small, GPU(1, "small", small.total_memory, (8, 0))), "float16")
+    p = plan(rt, "auto", BASE, 1024, 1024)
+    assert (p.name, p.device_map, p.devices) == ("split", "balanced", {})
+
+
+def test_shared_components_count_once_on_one_gpu_twice_when_split():
+    from genhelpers.loader import job_need
+
+    both = job_need(MACHINES["t4"], BOTH)
+    alone = job_need(MACHINES["t4"], ["sdxl-refiner"])
+    shared = (694_659_840 + 83_653_863) * 2
+    assert both.weights == job_need(MACHINES["t4"], BASE).weights + alone.weights - shared
+    assert both.size("sdxl-refiner") == alone.weights
+
+
+def test_host_memory_budget():
+    from genhelpers.loader import job_need
+
+    need = job_need(MACHINES["t4"], BOTH)
+    offload = memory.choose(MACHINES["t4"], "model-offload", need)
+    assert memory.host_fits(offload, MACHINES["t4"], need)  # ~10.7 GiB of weights in 29 GiB
+    tight = Runtime("kaggle", MACHINES["t4"].gpus, "float16", host_memory=12 * 1024**3)
+    assert not memory.host_fits(offload, tight, need)
+    assert memory.host_fits(memory.choose(tight, "gpu", need), tight, need)  # only the largest part passes host
+
+
+def test_machine_profiles():
+    from genhelpers.machines import MACHINES as PROFILES
+    from genhelpers.machines import runtime_for
+
+    t4x2 = runtime_for("T4x2")
+    assert len(t4x2.gpus) == 2 and t4x2.dtype == "float16" and t4x2.host_memory == 29 * 1024**3
+    assert runtime_for("A100-80").dtype == "bfloat16" and runtime_for("CPU").gpus == ()
+    p100 = runtime_for("P100")
+    assert not p100.gpus[0].supported and "P100" in p100.warnings[0]
+    assert set(PROFILES) >= {"CPU", "T4", "T4x2", "L4", "P100", "A100-40", "A100-80", "H100"}
+    with pytest.raises(ValueError, match="--gpu 'V100' is not a machine.*T4x2"):
+        runtime_for("V100")
+
+
+def test_fallback_order_and_history():
+    t4 = MACHINES["t4"]
+    p = memory.choose(t4, "gpu")
+    seen = [p.name]
+    while True:
+        try:
+            p = memory.fallback(p, t4, error="CUDA out of memory")
+        except RuntimeError as e:
+            assert "no leaner plan" in str(e)
+            break
+        seen.append(p.name)
+    assert seen == ["gpu", "gpu-lean", "model-offload", "sequential-offload"]  # split needs two GPUs
+    assert [f["plan"] for f in p.fallbacks] == seen[:-1]
+    assert memory.fallback(memory.choose(MACHINES["2xt4"], "gpu"), MACHINES["2xt4"]).name == "split"
+
+
+class OOMOnce(RecordingPipe):
+    def __init__(self, failures=1, error=None):
+        super().__init__()
+        self.failures, self.error, self.calls_made = failures, error, 0
+        self.genhelpers_info = {}
+
+    def remove_all_hooks(self):
+        self.calls.append("remove_all_hooks")
+
+    def generate(self):
+        self.calls_made += 1
+        if self.calls_made <= self.failures:
+            raise self.error or torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return "images"
+
+
+def test_out_of_memory_moves_to_the_next_plan_and_retries(capsys):
+    from genhelpers.loader import retry_on_oom
+
+    t4 = MACHINES["t4"]
+    pipe = OOMOnce(failures=2)
+    pipe.genhelpers_plan = memory.choose(t4, "gpu")
+    assert retry_on_oom(pipe, pipe.generate, t4) == "images"
+    assert pipe.calls_made == 3 and pipe.genhelpers_plan.name == "model-offload"
+    assert ("enable_model_cpu_offload", (), {"gpu_id": 0}) in pipe.calls
+    assert [f["plan"] for f in pipe.genhelpers_info["memory_plan"]["fallbacks"]] == ["gpu", "gpu-lean"]
+    assert "OutOfMemoryError" in pipe.genhelpers_info["memory_plan"]["fallbacks"][0]["error"]
+    assert "retrying with memory plan 'gpu-lean'" in capsys.readouterr().out
+
+
+def test_other_errors_are_not_retried():
+    from genhelpers.loader import retry_on_oom
+
+    pipe = OOMOnce(error=ValueError("height must be divisible by 8"))
+    pipe.genhelpers_plan = memory.choose(MACHINES["t4"], "gpu")
+    with pytest.raises(ValueError, match="divisible"):
+        retry_on_oom(pipe, pipe.generate, MACHINES["t4"])
+    assert pipe.calls_made == 1
+
+
+def test_no_leaner_plan_left():
+    from genhelpers.loader import retry_on_oom
+
+    pipe = OOMOnce(failures=5)
+    pipe.genhelpers_plan = memory.choose(MACHINES["t4"], "sequential-offload")
+    with pytest.raises(RuntimeError, match="no leaner plan is left: reduce the size"):
+        retry_on_oom(pipe, pipe.generate, MACHINES["t4"])
+
+
+def test_eager_attention_needs_more():
+    t4 = MACHINES["t4"]
+    sdpa = plan(t4, "auto", BASE, 1024, 1024)
+    eager = plan(t4, "auto", BASE, 1024, 1024, attention="eager")
+    assert sdpa.name == "gpu" and eager.estimate["cuda:0"] > sdpa.estimate["cuda:0"]

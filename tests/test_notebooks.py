@@ -63,6 +63,17 @@ def test_kaggle_t4_profile_is_the_published_setup():
     assert defaults["model"] == t4["model"] and defaults["height"] == 1024  # "Run all" on Kaggle is the real thing
 
 
+def assert_stopped(result, out_dir, ename, evalue, stops_at):
+    """A bad input failed the run in the cell that checks inputs (so before any model loaded), with the
+    expected error, and left no files behind."""
+    assert result["status"] == "failed"
+    assert result["error"]["ename"] == ename and evalue in result["error"]["evalue"]
+    nb = nbformat.read(out_dir / f"{result['notebook']}.ipynb", as_version=4)
+    failing = next(c for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs))
+    assert stops_at in failing.source and ("genhelpers.load(" not in failing.source or stops_at == "genhelpers.load(")
+    assert result["partial_files"] == [] and "outputs" not in result
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
@@ -142,12 +153,7 @@ def test_nbval_catches_a_changed_result(smoke_run, tmp_path):
 ])
 def test_bad_input_stops_before_loading_and_writes_nothing(tmp_path, override, ename, evalue, stops_at):
     result = run_notebook(NOTEBOOKS / "sdxl.ipynb", {**PROFILES["sdxl"]["smoke"], **override}, tmp_path)
-    assert result["status"] == "failed"
-    assert result["error"]["ename"] == ename and evalue in result["error"]["evalue"]
-    nb = nbformat.read(tmp_path / "sdxl.ipynb", as_version=4)
-    failing = next(c for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs))
-    assert stops_at in failing.source
-    assert result["partial_files"] == [] and "outputs" not in result
+    assert_stopped(result, tmp_path, ename, evalue, stops_at)
 
 
 def test_unwritable_output_dir_is_refused(tmp_path):
@@ -224,12 +230,7 @@ def test_shap_e_bad_input_stops_before_loading(tmp_path, override, evalue):
     if "image" in override:
         override = {"image": str(NOTEBOOKS.parent / override["image"])}
     result = run_notebook(NOTEBOOKS / "shap_e.ipynb", {**PROFILES["shap_e"]["smoke"], **override}, tmp_path)
-    assert result["status"] == "failed" and result["error"]["ename"] == "ParameterError"
-    assert evalue in result["error"]["evalue"]
-    nb = nbformat.read(tmp_path / "shap_e.ipynb", as_version=4)
-    failing = next(c for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs))
-    assert "genhelpers.check(" in failing.source
-    assert result["partial_files"] == []  # no partial mesh or video files
+    assert_stopped(result, tmp_path, "ParameterError", evalue, "genhelpers.check(")  # no partial mesh files
 
 
 # ------------------------------------------------------------------------------------------------ video
@@ -324,12 +325,7 @@ def test_video_bad_input_stops_before_loading(tmp_path, notebook, override, para
     if override.get("image") == "README.md":
         override = {"image": str(NOTEBOOKS.parent / "README.md")}
     result = run_notebook(NOTEBOOKS / f"{notebook}.ipynb", {**PROFILES[notebook]["smoke"], **override}, tmp_path)
-    assert result["status"] == "failed" and result["error"]["ename"] == "ParameterError"
-    assert evalue in result["error"]["evalue"]
-    nb = nbformat.read(tmp_path / f"{notebook}.ipynb", as_version=4)
-    failing = next(c for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs))
-    assert "genhelpers.check" in failing.source and "genhelpers.load(" not in failing.source
-    assert result["partial_files"] == []  # no partial video files
+    assert_stopped(result, tmp_path, "ParameterError", evalue, "genhelpers.check")  # no partial video files
 
 
 # ------------------------------------------------------------------------------------------------ classroom

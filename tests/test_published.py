@@ -30,9 +30,9 @@ def test_full_size_counts_equal_the_published_ones(key, component):
 
 
 def test_catalog_counts_match_the_architectures():
-    for key, components in published.CONFIGS.items():
+    for key in published.keys():
         entry = catalog.ENTRIES[key]
-        for component in components:
+        for component in published.configs(key):
             assert entry.params[component] == published.count(key, component), (key, component)
         if entry.params_exact:
             assert all((key, c) in PUBLISHED for c in entry.params), f"{key}: exact counts need a published source"
@@ -42,7 +42,7 @@ def test_catalog_counts_match_the_architectures():
                                             ("sd15", "unet"), ("svd", "unet"), ("svd-xt", "unet")])
 def test_twins_keep_the_published_topology(twins, key, component):
     twin = json.loads((twins[key] / component / "config.json").read_text())
-    full = dict(published.meta_model(key, component).config)  # the complete config, class defaults included
+    full = published.configs(key)[component]  # the complete config, as published
     same = ["down_block_types", "up_block_types", "in_channels", "out_channels", "addition_embed_type",
             "use_linear_projection", "latent_channels", "scaling_factor", "force_upcast", "sample_size", "num_frames"]
     if component == "unet":
@@ -51,3 +51,17 @@ def test_twins_keep_the_published_topology(twins, key, component):
         expected = list(full[field]) if isinstance(full[field], (tuple, list)) else full[field]
         assert twin[field] == expected, field
     assert len(twin["block_out_channels"]) == len(full["block_out_channels"])  # same depth: same scale factors
+
+
+def test_every_catalog_model_has_its_configs():
+    assert set(published.keys()) == set(catalog.ENTRIES)
+    for key in published.keys():
+        assert set(published.configs(key)) == set(catalog.ENTRIES[key].params), key
+
+
+def test_configs_are_complete_published_files():
+    unet = published.configs("sdxl-base")["unet"]
+    assert unet["_class_name"] == "UNet2DConditionModel" and unet["cross_attention_dim"] == 2048
+    text = published.configs("sdxl-base")["text_encoder_2"]
+    assert text["architectures"] == ["CLIPTextModelWithProjection"] and text["hidden_size"] == 1280
+    assert published.size_bytes("sdxl-base", "unet", "float16") == 2 * 2_567_463_684

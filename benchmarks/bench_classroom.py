@@ -1,0 +1,45 @@
+"""Training time and measured quality of the classroom notebooks with their default parameters (the setup a
+class runs), merged into benchmarks/results.json under "classroom". Never asserted in tests.
+
+Usage: python benchmarks/bench_classroom.py
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NOTEBOOKS = HERE.parent / "notebooks"
+RESULTS = HERE / "results.json"
+
+
+def main():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(HERE.parent))
+    from genhelpers.runs import run_notebook
+
+    out = {"date": dt.date.today().isoformat(), "parameters": "notebook defaults (widgets off)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        r = run_notebook(NOTEBOOKS / "diffusion_from_scratch.ipynb", {"widgets": False}, tmp)
+        side = json.loads((Path(tmp) / "diffusion_from_scratch" / "samples_000.json").read_text())
+        out["diffusion_from_scratch"] = {
+            "status": r["status"], "notebook_s": r["duration_s"], "train_steps": side["parameters"]["train_steps"],
+            "train_s": side["timings"]["train_s"], **side["generation"]}
+        r = run_notebook(NOTEBOOKS / "clip.ipynb", {"clip_model": "tiny:clip-vit-large-patch14"}, tmp)
+        side = json.loads((Path(tmp) / "clip" / "heldout_digits_000.json").read_text())
+        out["clip"] = {"status": r["status"], "notebook_s": r["duration_s"],
+                       "train_steps": side["parameters"]["train_steps"], "train_s": side["timings"]["train_s"],
+                       "zero_shot_accuracy": side["generation"]["zero_shot_accuracy"],
+                       "note": "part (a) used the CLIP twin: no hub here"}
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["classroom"] = out
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""`genhelpers doctor`: will each notebook run on this machine (or on one described with --gpu), and how?
+
+For every notebook, its real setup (the ``kaggle-t4`` profile: published models, real sizes) is planned
+exactly as ``load`` would plan it, and the answer is one row: the plan, the estimated GPU and host memory,
+and what to change when it does not fit well.
+"""
+from __future__ import annotations
+
+from . import catalog
+from .loader import job_need
+from .memory import GIB, choose, host_fits
+from .runtime import Runtime
+
+MODEL_PARAMS = ("model", "refiner", "base_model", "adapter", "sparsectrl_model", "text_model", "image_model",
+                "clip_model")
+ADVICE = {
+    "gpu": "fits at full speed",
+    "split": "fits, using both GPUs",
+    "gpu-lean": "fits with VAE tiling / chunked layers (a little slower)",
+    "model-offload": "fits with model CPU offload (slower); a bigger GPU or a smaller size avoids it",
+    "sequential-offload": "only layer by layer (very slow): reduce the size, frames or batch",
+}
+
+
+def job(params: dict) -> tuple[list[str], dict]:
+    """The models a notebook loads with ``params``, and the size of its request."""
+    mode = params.get("mode", "both")
+    skip = {"text_model"} if mode == "image" else {"image_model"} if mode == "text" else set()
+    if not params.get("sparsectrl", False):
+        skip.add("sparsectrl_model")
+    refs = [params[k] for k in MODEL_PARAMS if k in params and k not in skip and params[k]]
+    first = catalog.find(refs[0]) if refs else None
+    defaults = first.defaults if first else {}
+    size = {"height": params.get("height", defaults.get("height", 1024)),
+            "width": params.get("width", defaults.get("width", 1024)),
+            "frames": params.get("frames", 1), "batch": params.get("num_images", params.get("batch", 1))}
+    if "frame_size" in params:  # Shap-E renders frame_size² views
+        size.update(height=params["frame_size"], width=params["frame_size"])
+    size["generates"] = "height" in params or "frame_size" in params
+    return refs, size
+
+
+def row(name: str, params: dict, rt: Runtime) -> dict:
+    refs, size = job(params)
+    out = {"notebook": name, "models": refs, **size}
+    if not refs:
+        return {**out, "plan": "cpu", "fits": True, "gpu_gib": 0, "host_gib": 0,
+                "advice": "trains on the CPU by design (a few minutes)"}
+    if any(not g.supported for g in rt.gpus):
+        return {**out, "plan": "-", "fits": False, "gpu_gib": None, "host_gib": None,
+                "advice": "this GPU is not supported by the current Kaggle image: choose 'GPU T4 x2'"}
+    need = job_need(rt, refs, size["height"], size["width"], size["batch"], size["frames"])
+    plan = choose(rt, "auto", need, batch=size["batch"], frames=size["frames"])
+    if not rt.gpus:
+        return {**out, "plan": "cpu", "fits": False, "gpu_gib": 0,
+                "host_gib": round(need.weights / GIB, 1) if need else None,
+                "advice": "no GPU: the published models would take hours here; run the smoke profile "
+                          "(tiny twins) or use a GPU machine"}
+    gpu = max((v for k, v in plan.estimate.items() if k != "host"), default=None)
+    fits = plan.name != "sequential-offload" or "does not fit" not in plan.reason
+    advice = ADVICE[plan.name] if fits else "does not fit even layer by layer: reduce the size, frames or batch"
+    if not host_fits(plan, rt, need):
+        advice += f"; host RAM ({rt.host_memory / GIB:.0f} GiB) is too small for the offloaded weights"
+        fits = False
+    held = need.weights if plan.offload else need.largest
+    return {**out, "plan": plan.name, "fits": fits, "gpu_gib": gpu, "host_gib": round(held / GIB, 1),
+            "advice": advice}
+
+
+def table(profiles: dict, rt: Runtime, profile: str = "kaggle-t4") -> list[dict]:
+    return [row(name, per[profile], rt) for name, per in profiles.items() if profile in per]
+
+
+def render(rows: list[dict]) -> str:
+    lines = ["| notebook | size | plan | GPU GiB (est.) | host GiB | fits | what to know |",
+             "| --- | --- | --- | ---: | ---: | --- | --- |"]
+    for r in rows:
+        size = f"{r['width']}×{r['height']}" + (f" × {r['frames']} frames" if r["frames"] > 1 else "")
+        size = size if r["generates"] else "-"
+        gpu = "-" if r["gpu_gib"] is None else f"{r['gpu_gib']:.1f}"
+        host = "-" if r["host_gib"] is None else f"{r['host_gib']:.1f}"
+        lines.append(f"| {r['notebook']} | {size} | {r['plan']} | {gpu} | {host} | {'yes' if r['fits'] else 'no'} "
+                     f"| {r['advice']} |")
+    return "\n".join(lines)

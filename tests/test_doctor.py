@@ -1,0 +1,50 @@
+import yaml
+
+from genhelpers import cli, doctor
+from genhelpers.machines import runtime_for
+
+from .conftest import NOTEBOOKS
+
+PROFILES = yaml.safe_load((NOTEBOOKS / "profiles.yaml").read_text())
+
+
+def rows(machine):
+    return {r["notebook"]: r for r in doctor.table(PROFILES, runtime_for(machine))}
+
+
+def test_every_notebook_fits_kaggles_t4x2():
+    table = rows("T4x2")
+    assert set(table) == set(PROFILES)
+    assert all(r["fits"] for r in table.values()), {n: r["advice"] for n, r in table.items() if not r["fits"]}
+    assert table["sdxl"]["plan"] == "split"  # base and refiner each on a T4
+    assert table["diffusion_from_scratch"]["plan"] == "cpu"
+
+
+def test_single_t4_needs_offload_for_base_plus_refiner():
+    table = rows("T4")
+    assert table["sdxl"]["plan"] == "model-offload" and "slower" in table["sdxl"]["advice"]
+    assert table["svd"]["plan"] == "gpu-lean" and table["svd"]["frames"] == 25
+
+
+def test_unsupported_gpu_and_cpu_say_what_to_do():
+    assert "choose 'GPU T4 x2'" in rows("P100")["sdxl"]["advice"]
+    cpu = rows("CPU")
+    assert not cpu["sdxl"]["fits"] and "smoke profile" in cpu["sdxl"]["advice"]
+    assert cpu["diffusion_from_scratch"]["fits"]
+
+
+def test_sizes_come_from_the_profile():
+    refs, size = doctor.job({"model": "svd-xt", "frames": 25, "height": 576, "width": 1024})
+    assert refs == ["svd-xt"] and (size["frames"], size["width"]) == (25, 1024)
+    refs, _ = doctor.job({"base_model": "sd15", "adapter": "x", "sparsectrl": False, "sparsectrl_model": "y"})
+    assert refs == ["sd15", "x"]  # SparseCtrl only counts when switched on
+    refs, _ = doctor.job({"mode": "text", "text_model": "shap-e", "image_model": "shap-e-img2img"})
+    assert refs == ["shap-e"]
+
+
+def test_cli_doctor_table(capsys):
+    assert cli.main(["doctor", "--gpu", "T4x2"]) == 0
+    out = capsys.readouterr().out
+    assert "described machine T4x2: kaggle · 2× Tesla T4" in out
+    assert "| sdxl | 1024×1024 | split |" in out and "| svd | 1024×576 × 25 frames |" in out
+    assert cli.main(["doctor", "--gpu", "V100"]) == 2

@@ -67,13 +67,13 @@ def generators(seed: int, n: int = 1):
 
 
 def save(images, output_dir, notebook: str, params: dict, rt=None, pipe=None, seeds=None, timings=None,
-         stem: str | None = None, extra: dict | None = None):
-    """Save images (+ grid) with a sidecar JSON each (parameters, versions, machine, models, timings, and
-    ``extra``: facts of the generation such as measured quality)."""
+         stem: str | None = None, extra: dict | None = None, grid: bool = True):
+    """Save images (+ a grid when there are several and ``grid``) with a sidecar JSON each (parameters,
+    versions, machine, models, timings, and ``extra``: facts of the generation such as measured quality)."""
     from .media import record, save_images
 
     meta = {**record(notebook, params, rt, pipe, timings), "generation": dict(extra or {})}
-    return save_images(images, output_dir, stem or notebook, meta, seeds=seeds)
+    return save_images(images, output_dir, stem or notebook, meta, seeds=seeds, grid=grid)
 
 
 def save_video(frames, output_dir, notebook: str, params: dict, fps: float, stem: str, rt=None, pipe=None,

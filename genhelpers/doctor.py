@@ -11,8 +11,8 @@ from .loader import job_need
 from .memory import GIB, choose, host_fits
 from .runtime import Runtime
 
-MODEL_PARAMS = ("model", "refiner", "base_model", "adapter", "sparsectrl_model", "text_model", "image_model",
-                "clip_model")
+MODEL_PARAMS = ("model", "refiner", "base_model", "adapter", "sparsectrl_model", "controlnet_model", "text_model",
+                "image_model", "clip_model")
 ADVICE = {
     "gpu": "fits at full speed",
     "split": "fits, using both GPUs",
@@ -28,6 +28,8 @@ def job(params: dict) -> tuple[list[str], dict]:
     skip = {"text_model"} if mode == "image" else {"image_model"} if mode == "text" else set()
     if not params.get("sparsectrl", False):
         skip.add("sparsectrl_model")
+    if not params.get("controlnet", False):
+        skip.add("controlnet_model")
     refs = [params[k] for k in MODEL_PARAMS if k in params and k not in skip and params[k]]
     first = catalog.find(refs[0]) if refs else None
     defaults = first.defaults if first else {}
@@ -36,7 +38,7 @@ def job(params: dict) -> tuple[list[str], dict]:
             "frames": params.get("frames", 1), "batch": params.get("num_images", params.get("batch", 1))}
     if "frame_size" in params:  # Shap-E renders frame_size² views
         size.update(height=params["frame_size"], width=params["frame_size"])
-    size["generates"] = "height" in params or "frame_size" in params
+    size["generates"] = "height" in params or "frame_size" in params or "height" in defaults
     return refs, size
 
 

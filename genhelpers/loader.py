@@ -99,6 +99,12 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     var = _variant(res, dtype, variant)
 
     is_pipeline = (res.path / "model_index.json").is_file()
+    if cls is None:  # a folder or hub id outside the catalog: its own files name the class
+        cls = _class_of_folder(res.path, is_pipeline)
+        if issubclass(cls, diffusers.DiffusionPipeline) and cls is not diffusers.DiffusionPipeline:
+            only = _wanted_components(cls, replaced)
+    if issubclass(cls, diffusers.DiffusionPipeline):
+        weights.check_layout(res.path, cls.__name__, only)
     chosen = plan(rt, memory, [ref]) if memory is not None else None
     device = chosen.device_for(ref) if chosen is not None else None
     extra = {}
@@ -109,13 +115,6 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
             continue  # a component living on another GPU of a split plan: this model loads its own copy
         if value is not None:
             extra[name] = value
-    if cls is None and is_pipeline:
-        cls = diffusers.DiffusionPipeline
-    elif cls is None:
-        import json
-
-        config = json.loads((res.path / "config.json").read_text())
-        cls = _class(config.get("_class_name") or config.get("architectures", [""])[0])
     kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=not allow_pickle)
     if chosen is not None and chosen.device_map and is_pipeline:
         rooms = {g.index: f"{_memory.usable(g.total_memory) / _memory.GIB:.0f}GiB" for g in rt.gpus}
@@ -142,6 +141,22 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
         if chosen:
             print("  " + chosen.describe())
     return obj
+
+
+def _class_of_folder(path, is_pipeline: bool):
+    """The class a folder's own files name: one of our pipelines (which diffusers cannot know), else
+    diffusers' generic loader for pipelines, or the model class in config.json."""
+    import json
+
+    import diffusers
+
+    from . import pipelines
+
+    if is_pipeline:
+        name = json.loads((path / "model_index.json").read_text()).get("_class_name", "")
+        return getattr(pipelines, name, None) or diffusers.DiffusionPipeline
+    config = json.loads((path / "config.json").read_text())
+    return _class(config.get("_class_name") or config.get("architectures", [""])[0])
 
 
 def _device_of(obj):
@@ -177,11 +192,13 @@ def retry_on_oom(pipe, call, rt: Runtime | None = None, frames: int = 1):
 
 
 def _class(name: str):
-    """A class by name from diffusers, else transformers."""
+    """A class by name from our own pipelines, diffusers, else transformers."""
     import diffusers
     import transformers
 
-    for lib in (diffusers, transformers):
+    from . import pipelines
+
+    for lib in (pipelines, diffusers, transformers):
         if name and hasattr(lib, name):
             return getattr(lib, name)
     raise ValueError(f"pipeline={name!r} is not a diffusers or transformers class (check the spelling, "

@@ -238,6 +238,9 @@ RULES = {
     "samples_per_class": positive_int,
     "clip_model": model_ref,
     "embed_dim": positive_int,
+    "controlnet": flag,
+    "controlnet_model": model_ref,
+    "depth_image": image_file,
 }
 
 

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TWIN_VERSION = 2  # bump when a builder changes, so cached twins are rebuilt
+TWIN_VERSION = 3  # bump when a builder changes, so cached twins are rebuilt
 SEED = 0
 
 # ----------------------------------------------------------------------------------------------- tokenizer
@@ -402,6 +402,70 @@ def clip_vit_large_patch14():
     return _ModelFolder(model, processor)
 
 
+# Zero123++: a Stable Diffusion 2 UNet (text width 1024 -> 32 here), the SD2 OpenCLIP text tower, a CLIP ViT-H
+# vision tower whose projection has the text width (its embedding is added to the text encoding), two image
+# processors (224 px for CLIP, 320 px in [-1, 1] for the VAE) and 77 ramping coefficients in the config.
+def _zero123plus_unet(seed):
+    from diffusers import UNet2DConditionModel
+
+    _seeded(seed)
+    return UNet2DConditionModel(sample_size=40, in_channels=4, out_channels=4, layers_per_block=2,
+                                block_out_channels=SD15_CHANNELS, norm_num_groups=8, attention_head_dim=(2, 2, 4, 4),
+                                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                                cross_attention_dim=32, use_linear_projection=True).eval()
+
+
+def _zero123plus(version: str):
+    from diffusers import EulerAncestralDiscreteScheduler
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from .pipelines import Zero123PlusPipeline
+
+    seed = SEED + (10 if version == "v1.1" else 11)
+    _seeded(seed)
+    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                                            num_attention_heads=4, image_size=224, patch_size=14,
+                                                            projection_dim=32)).eval()
+    scheduler = EulerAncestralDiscreteScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                                beta_schedule="linear", prediction_type="v_prediction",
+                                                timestep_spacing="trailing", steps_offset=1)
+    clip_processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    vae_processor = CLIPImageProcessor(size={"shortest_edge": 320}, crop_size={"height": 320, "width": 320},
+                                       image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    ramp = [round(0.1 + 0.9 * i / 76, 6) for i in range(77)]  # a plain ramp: the published values are learned
+    return Zero123PlusPipeline(vae=vae(seed, scaling_factor=0.18215, sample_size=768),
+                               text_encoder=text_encoder(seed=seed),
+                               tokenizer=clip_tokenizer(pad_token="!"), unet=_zero123plus_unet(seed),
+                               scheduler=scheduler, vision_encoder=vision, feature_extractor_clip=clip_processor,
+                               feature_extractor_vae=vae_processor, ramping_coefficients=ramp)
+
+
+def zero123plus_v11():
+    return _zero123plus("v1.1")
+
+
+def zero123plus_v12():
+    return _zero123plus("v1.2")
+
+
+def controlnet_zp11_depth():
+    """A fresh ControlNet's output convolutions start at zero (a no-op); trained ones are not: give the twin
+    small random values there so that, like the published model, it changes the result."""
+    import torch
+    from diffusers import ControlNetModel
+
+    _seeded(SEED + 12)
+    net = ControlNetModel(block_out_channels=SD15_CHANNELS, layers_per_block=2, norm_num_groups=8,
+                          attention_head_dim=(2, 2, 4, 4), cross_attention_dim=32, use_linear_projection=True,
+                          conditioning_embedding_out_channels=(8, 8, 8, 8),
+                          down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)).eval()
+    with torch.no_grad():
+        for p in [*net.controlnet_down_blocks.parameters(), *net.controlnet_mid_block.parameters()]:
+            p.normal_(0, 0.05)
+    return net
+
+
 BUILDERS = {
     "sdxl-base": sdxl_base,
     "sdxl-refiner": sdxl_refiner,
@@ -415,6 +479,9 @@ BUILDERS = {
     "svd": svd,
     "svd-xt": svd_xt,
     "clip-vit-large-patch14": clip_vit_large_patch14,
+    "zero123plus-v1.1": zero123plus_v11,
+    "zero123plus-v1.2": zero123plus_v12,
+    "controlnet-zp11-depth": controlnet_zp11_depth,
 }
 
 

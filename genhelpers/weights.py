@@ -94,6 +94,22 @@ def check_weights(folder: Path, allow_pickle: bool = False) -> None:
                          f"you trust the source.")
 
 
+def check_layout(folder: Path, cls_name: str, wanted=None) -> None:
+    """A pipeline folder must hold model_index.json and a subfolder for every component it lists that the
+    loading class uses (``wanted``; None: all). Names what is missing before any weights are read."""
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise ValueError(f"{folder} is not a {cls_name} folder: it has no model_index.json (a diffusers pipeline "
+                         f"folder lists its components there, one subfolder each)")
+    index = json.loads(index_file.read_text())
+    listed = {k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and v[0] is not None}
+    missing = sorted(c for c in listed if (wanted is None or c in wanted) and not (folder / c).is_dir())
+    if missing:
+        raise ValueError(f"{folder} is not a complete {cls_name} folder: missing component(s) "
+                         f"{', '.join(missing)} (model_index.json lists them; each needs its subfolder with "
+                         f"config and weights). Re-download the model or fix the folder.")
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 

@@ -48,3 +48,11 @@ def test_cli_doctor_table(capsys):
     assert "described machine T4x2: kaggle · 2× Tesla T4" in out
     assert "| sdxl | 1024×1024 | split |" in out and "| svd | 1024×576 × 25 frames |" in out
     assert cli.main(["doctor", "--gpu", "V100"]) == 2
+
+
+def test_zero123plus_row_uses_its_fixed_output_size():
+    table = rows("T4")
+    assert (table["zero123plus"]["width"], table["zero123plus"]["height"]) == (640, 960)
+    assert table["zero123plus"]["plan"] == "gpu"
+    refs, _ = doctor.job({"model": "zero123plus-v1.1", "controlnet": True, "controlnet_model": "controlnet-zp11-depth"})
+    assert refs == ["zero123plus-v1.1", "controlnet-zp11-depth"]

@@ -19,6 +19,11 @@ PUBLISHED = {
     # SVD conditions on CLIP ViT-H/14 image embeddings: the same tower as Zero123++ v1.2's vision_encoder
     ("svd", "image_encoder"): 632_076_800,
     ("svd-xt", "image_encoder"): 632_076_800,
+    # ../shared/reference/zero123plus/README.md (v1.2)
+    ("zero123plus-v1.2", "unet"): 865_910_724,
+    ("zero123plus-v1.2", "text_encoder"): 340_387_840,
+    ("zero123plus-v1.2", "vision_encoder"): 632_076_800,
+    ("zero123plus-v1.2", "vae"): 83_653_863,
 }
 
 

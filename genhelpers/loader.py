@@ -101,7 +101,7 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     is_pipeline = (res.path / "model_index.json").is_file()
     if cls is None:  # a folder or hub id outside the catalog: its own files name the class
         cls = _class_of_folder(res.path, is_pipeline)
-        if issubclass(cls, diffusers.DiffusionPipeline) and cls is not diffusers.DiffusionPipeline:
+        if issubclass(cls, diffusers.DiffusionPipeline):
             only = _wanted_components(cls, replaced)
     if issubclass(cls, diffusers.DiffusionPipeline):
         weights.check_layout(res.path, cls.__name__, only)

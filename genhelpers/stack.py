@@ -10,7 +10,10 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 # diffusers 0.42 API (dtype=, VAE switches on the VAE); transformers 4.x conflicts with its hub version.
-MINIMUM = {"diffusers": "0.42.1", "transformers": "5.0", "huggingface-hub": "1.0", "accelerate": "1.0"}
+# The media packages are checked too: the notebooks install genhelpers' wheel without its dependencies, and a
+# Kaggle image may lack trimesh (meshes) or imageio-ffmpeg (MP4).
+MINIMUM = {"diffusers": "0.42.1", "transformers": "5.0", "huggingface-hub": "1.0", "accelerate": "1.0",
+           "imageio": "2.31", "imageio-ffmpeg": "0.4.9", "trimesh": "4.0"}
 
 
 def _parse(v: str):

@@ -119,17 +119,21 @@ def test_same_seed_same_image_across_kernels(smoke_run, tmp_path):
 
 
 def nbval(path, tmp_path):
+    """Re-execute an executed notebook with nbval --nbval-lax (cells marked NBVAL_CHECK_OUTPUT must match)."""
+    (tmp_path / "empty.ini").write_text("[pytest]\n")
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
                            "--rootdir", str(tmp_path), "-c", str(tmp_path / "empty.ini"), str(path)],
                           capture_output=True, text=True, cwd=tmp_path)
 
 
+def assert_reproduces(path, tmp_path):
+    done = nbval(path, tmp_path)
+    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
+
+
 def test_nbval_reruns_and_checks_the_marked_cells(smoke_run, tmp_path):
     out, _ = smoke_run
-    (tmp_path / "empty.ini").write_text("[pytest]\n")
-    done = nbval(out / "sdxl.ipynb", tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert " passed" in done.stdout
+    assert_reproduces(out / "sdxl.ipynb", tmp_path)
 
 
 def test_nbval_catches_a_changed_result(smoke_run, tmp_path):
@@ -139,7 +143,6 @@ def test_nbval_catches_a_changed_result(smoke_run, tmp_path):
     cell.outputs[0]["text"] = cell.outputs[0]["text"].replace("64x64", "65x64")
     tampered = tmp_path / "tampered.ipynb"
     nbformat.write(nb, tampered)
-    (tmp_path / "empty.ini").write_text("[pytest]\n")
     done = nbval(tampered, tmp_path)
     assert done.returncode != 0 and "65x64" in done.stdout
 
@@ -215,9 +218,7 @@ def test_shap_e_text_only(tmp_path):
 
 def test_shap_e_nbval(shap_e_run, tmp_path):
     out, _ = shap_e_run
-    (tmp_path / "empty.ini").write_text("[pytest]\n")
-    done = nbval(out / "shap_e.ipynb", tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:]
+    assert_reproduces(out / "shap_e.ipynb", tmp_path)
 
 
 @pytest.mark.parametrize("override, evalue", [
@@ -306,9 +307,7 @@ def test_sparsectrl_rgb_with_given_key_frames(tmp_path):
 @pytest.mark.parametrize("notebook", ["animatediff", "svd"])
 def test_video_nbval(video_run, tmp_path, notebook):
     out, _ = video_run
-    (tmp_path / "empty.ini").write_text("[pytest]\n")
-    done = nbval(out / f"{notebook}.ipynb", tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:]
+    assert_reproduces(out / f"{notebook}.ipynb", tmp_path)
 
 
 @pytest.mark.parametrize("notebook, override, parameter, evalue", [
@@ -377,9 +376,7 @@ def test_small_clip_classifies_unseen_digits_zero_shot(classroom_run):
 @pytest.mark.parametrize("notebook", ["diffusion_from_scratch", "clip"])
 def test_classroom_nbval(classroom_run, tmp_path, notebook):
     out, _ = classroom_run
-    (tmp_path / "empty.ini").write_text("[pytest]\n")
-    done = nbval(out / f"{notebook}.ipynb", tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:]
+    assert_reproduces(out / f"{notebook}.ipynb", tmp_path)
 
 
 def test_panels_stay_hidden_in_headless_runs(tmp_path):
@@ -433,9 +430,7 @@ def test_zero123plus_v11_with_depth_controlnet(tmp_path):
 
 def test_zero123plus_nbval(zero123_run, tmp_path):
     out, _ = zero123_run
-    (tmp_path / "empty.ini").write_text("[pytest]\n")
-    done = nbval(out / "zero123plus.ipynb", tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:]
+    assert_reproduces(out / "zero123plus.ipynb", tmp_path)
 
 
 @pytest.mark.parametrize("override, ename, evalue, stops_at", [

@@ -161,6 +161,11 @@ def to_pil(frames) -> list:
     return [Image.fromarray((np.clip(f, 0, 1) * 255).round().astype("uint8")) for f in arr]
 
 
+def gif_frame_ms(fps: float) -> int:
+    """GIF stores delays in 1/100 s, and browsers slow anything under 20 ms down: the delay a GIF can hold."""
+    return max(20, 10 * round(100 / fps))
+
+
 def save_video(frames, output_dir, stem: str, meta: dict, fps: float, strip_frames: int = 8) -> list[Path]:
     """A clip as MP4 (H.264 via imageio-ffmpeg), GIF, and a PNG strip of evenly spaced frames for a quick look,
     each with its sidecar; all or nothing. Returns [mp4, gif, strip]."""
@@ -179,8 +184,7 @@ def save_video(frames, output_dir, stem: str, meta: dict, fps: float, strip_fram
         imageio.mimwrite(tmp, arrays, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=8,
                          quality=8, pixelformat="yuv420p")
 
-    # GIF stores delays in 1/100 s, and browsers slow anything under 20 ms down: round to what it can hold
-    gif_ms = max(20, 10 * round(100 / fps))
+    gif_ms = gif_frame_ms(fps)
 
     def gif(tmp):
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=gif_ms, loop=0)
@@ -205,7 +209,7 @@ def gif_preview(frames, fps: float = 8):
     frames = to_pil(frames)
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
-                   duration=max(20, 10 * round(100 / fps)), loop=0)
+                   duration=gif_frame_ms(fps), loop=0)
     return Image(data=buf.getvalue(), format="gif")
 
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .published import DTYPE_BYTES
 from .runtime import GIB, Runtime
 
 ORDER = ("gpu", "split", "gpu-lean", "model-offload", "sequential-offload")
 PLANS = ("cpu", *ORDER)
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 CONTEXT_RESERVE = 1.0 * GIB  # CUDA context, cuDNN workspaces, allocator fragmentation
 USABLE_FRACTION = 0.92
 HOST_RESERVE = 3 * GIB  # Python, torch, the notebook itself

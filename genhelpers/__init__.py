@@ -67,7 +67,7 @@ def generators(seed: int, n: int = 1):
 
 
 def save(images, output_dir, notebook: str, params: dict, rt=None, pipe=None, seeds=None, timings=None,
-         stem: str | None = None, extra: dict | None = None, grid: bool = True):
+         stem: str | None = None, extra: dict | None = None, grid: bool | int = True):
     """Save images (+ a grid when there are several and ``grid``) with a sidecar JSON each (parameters,
     versions, machine, models, timings, and ``extra``: facts of the generation such as measured quality)."""
     from .media import record, save_images

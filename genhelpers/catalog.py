@@ -223,6 +223,21 @@ ENTRIES = {
             defaults={"steps": 28, "guidance": 4.0, "height": 960, "width": 640},
         ),
         Entry(
+            key="mvdream",
+            repo="ashawkey/mvdream-sd2.1-diffusers",
+            cls="MVDreamPipeline",
+            title="MVDream (SD2.1-base, 4 views): text to four consistent views of one object",
+            licence="CreativeML OpenRAIL-M (weights, see the model card); code MIT",
+            licence_url="https://huggingface.co/MVDream/MVDream",
+            paper="https://arxiv.org/abs/2308.16512",
+            # ../shared/reference/mvdream/unet_sd21_4view_state_dict.json (UNet); SD2.1's text encoder and VAE
+            params={"unet": 867_572_164, "text_encoder": 340_387_840, "vae": 83_653_863},
+            activations_gib_per_mp=2.0,
+            defaults={"steps": 50, "guidance": 7.0, "height": 256, "width": 256, "frames": 4},
+            notes="The original single-file checkpoint (MVDream/MVDream: sd-v2.1-base-4view.pt) converts with "
+                  "genhelpers.pipelines.mvdream.convert_original.",
+        ),
+        Entry(
             key="controlnet-zp11-depth",
             repo="sudo-ai/controlnet-zp11-depth-v1",
             cls="ControlNetModel",

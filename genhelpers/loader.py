@@ -154,6 +154,12 @@ def _class_of_folder(path, is_pipeline: bool):
 
     if is_pipeline:
         name = json.loads((path / "model_index.json").read_text()).get("_class_name", "")
+        if isinstance(name, list):  # [module, class]: a pipeline shipped as code in the repository
+            if hasattr(pipelines, name[-1]):
+                return getattr(pipelines, name[-1])
+            raise ValueError(f"{path} names its pipeline as code shipped with the weights ({name[0]}.py). genhelpers "
+                             f"never runs code from a model repository; pass pipeline='<a diffusers class>' if the "
+                             f"weights fit one")
         return getattr(pipelines, name, None) or diffusers.DiffusionPipeline
     config = json.loads((path / "config.json").read_text())
     return _class(config.get("_class_name") or config.get("architectures", [""])[0])

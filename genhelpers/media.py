@@ -120,9 +120,9 @@ def save_file(path: Path, writer: Callable[[Path], None], meta: dict) -> Path:
 
 
 def save_images(images: Iterable, output_dir, stem: str, meta: dict, seeds: list[int] | None = None,
-                grid: bool = True) -> list[Path]:
-    """Save PIL images as ``<stem>_000.png`` … (+ sidecars), and a ``<stem>_grid.png`` when there are several.
-    Returns the paths written, grid last."""
+                grid: bool | int = True) -> list[Path]:
+    """Save PIL images as ``<stem>_000.png`` … (+ sidecars), and a ``<stem>_grid.png`` when there are several
+    (``grid`` may give its number of columns; True: up to 4). Returns the paths written, grid last."""
     images = list(images)
     output_dir = Path(output_dir)
     items = []
@@ -132,7 +132,7 @@ def save_images(images: Iterable, output_dir, stem: str, meta: dict, seeds: list
             m["seed"] = seeds[i]
         items.append((output_dir / f"{stem}_{i:03d}.png", _png_writer(image, m), m))
     if grid and len(images) > 1:
-        sheet = image_grid(images)
+        sheet = image_grid(images, cols=4 if grid is True else int(grid))
         m = {**meta, "grid": {"of": [p.name for p, _, _ in items]}, "width": sheet.width, "height": sheet.height}
         items.append((output_dir / f"{stem}_grid.png", _png_writer(sheet, m), m))
     return save_group(items)

@@ -36,7 +36,7 @@ def multiple_of_8(name, v):
         raise ParameterError(name, f"{name}={v} must be a multiple of 8 (the VAE shrinks images 8×): try {options}")
 
 
-EXAMPLES = {"steps": 30, "num_images": 1, "batch": 1, "train_steps": 1500, "batch_size": 128}
+EXAMPLES = {"views": 4, "steps": 30, "num_images": 1, "batch": 1, "train_steps": 1500, "batch_size": 128}
 
 
 def positive_int(name, v):
@@ -175,6 +175,17 @@ def image_file(name, v):
         raise ParameterError(name, str(e)) from None
 
 
+def elevation_deg(name, v):
+    if not _is_number(v) or not -90 <= v <= 90:
+        raise ParameterError(name, f"{name}={v!r} must be an angle in degrees from -90 (below) to 90 (above the "
+                                   f"object), e.g. {name}=15")
+
+
+def angle_deg(name, v):
+    if not _is_number(v):
+        raise ParameterError(name, f"{name}={v!r} must be an angle in degrees, e.g. {name}=0")
+
+
 def writable_dir(name, v):
     """The folder must exist or be creatable, and accept a file. Only an empty folder may be created here."""
     if not isinstance(v, (str, os.PathLike)) or not str(v).strip():
@@ -241,6 +252,9 @@ RULES = {
     "controlnet": flag,
     "controlnet_model": model_ref,
     "depth_image": image_file,
+    "views": positive_int,
+    "elevation": elevation_deg,
+    "azimuth_start": angle_deg,
 }
 
 

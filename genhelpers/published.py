@@ -8,8 +8,8 @@ parameters and bytes of every component exactly; tests check the counts against 
 
 Where the configs come from (no hub access here: recorded by hand from the published repositories):
 SDXL base/refiner and the fp16-fix VAE, SD1.5 (the stable-diffusion-v1-5 mirror), the AnimateDiff motion
-adapter v1-5-2 and SparseCtrl, SVD/SVD-XT, Shap-E, CLIP ViT-L/14. Counts not in the reference file are marked
-``params_exact=False`` in the catalog.
+adapter v1-5-2 and SparseCtrl, SVD/SVD-XT, Shap-E, CLIP ViT-L/14; MVDream's from ../shared/reference/mvdream.
+Counts not in the reference file are marked ``params_exact=False`` in the catalog.
 """
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def _class(config: dict):
         from diffusers.pipelines.shap_e import ShapERenderer
 
         return ShapERenderer
-    return getattr(diffusers, name, None) or getattr(transformers, name)
+    from . import pipelines  # our own models (MVDream's multi-view UNet)
+
+    return getattr(pipelines, name, None) or getattr(diffusers, name, None) or getattr(transformers, name)
 
 
 def meta_model(key: str, component: str):

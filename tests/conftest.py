@@ -17,6 +17,7 @@ for var in ("KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG", "COLAB_GPU"):
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
+REFERENCE = Path(__file__).resolve().parent / "reference"  # published layouts and numbers (data only)
 
 
 @pytest.fixture(scope="session")

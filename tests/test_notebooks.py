@@ -451,3 +451,50 @@ def test_zero123plus_bad_input(tmp_path, twins, override, ename, evalue, stops_a
     result = run_notebook(NOTEBOOKS / "zero123plus.ipynb", {**PROFILES["zero123plus"]["smoke"], **override},
                           tmp_path / "run")
     assert_stopped(result, tmp_path / "run", ename, evalue, stops_at)
+
+
+# ------------------------------------------------------------------------------------------------- MVDream
+@pytest.fixture(scope="module")
+def mvdream_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mvdream")
+    report = run_collection("smoke", NOTEBOOKS, out, only=["mvdream"])
+    return out, report["results"][0]
+
+
+def test_mvdream_four_views_grid_turntable_and_cameras(mvdream_run):
+    out, result = mvdream_run
+    assert result["status"] == "passed", result.get("error")
+    folder = out / "mvdream"
+    views = sorted(folder.glob("view_00*.png"))
+    assert len(views) == 4 and all(Image.open(v).size == (256, 256) for v in views)
+    assert Image.open(folder / "view_grid.png").size == (512, 512)  # 2×2
+    side = json.loads((folder / "view_002.json").read_text())
+    camera = side["generation"]["cameras"][2]
+    assert camera["azimuth_deg"] == 180 and camera["elevation_deg"] == 15
+    assert camera["camera_to_world"][3] == 0 and camera["camera_to_world"][7] == pytest.approx(0.965926)
+    assert side["models"][0]["class"] == "MVDreamPipeline"
+    assert set(side["parameters"]) == set(parameter_names(nbformat.read(NOTEBOOKS / "mvdream.ipynb", as_version=4)))
+    gif = Image.open(folder / "turntable.gif")
+    assert gif.n_frames == 4 and gif.size == (256, 256)
+
+
+def test_mvdream_nbval(mvdream_run, tmp_path):
+    out, _ = mvdream_run
+    assert_reproduces(out / "mvdream.ipynb", tmp_path)
+
+
+@pytest.mark.parametrize("override, ename, evalue, stops_at", [
+    ({"height": 250}, "ParameterError", "height=250 must be a multiple of 8", "genhelpers.check("),
+    ({"elevation": 120}, "ParameterError", "elevation=120 must be an angle", "genhelpers.check("),
+    ({"views": 0}, "ParameterError", "views=0 must be a whole number", "genhelpers.check("),
+    ({"model": "broken"}, "ValueError", "missing component(s) unet", "genhelpers.load("),
+])
+def test_mvdream_bad_input(tmp_path, twins, override, ename, evalue, stops_at):
+    import shutil
+
+    if override.get("model") == "broken":
+        shutil.copytree(twins["mvdream"], tmp_path / "broken")
+        shutil.rmtree(tmp_path / "broken" / "unet")
+        override = {"model": str(tmp_path / "broken")}
+    result = run_notebook(NOTEBOOKS / "mvdream.ipynb", {**PROFILES["mvdream"]["smoke"], **override}, tmp_path / "run")
+    assert_stopped(result, tmp_path / "run", ename, evalue, stops_at)

@@ -24,6 +24,10 @@ PUBLISHED = {
     ("zero123plus-v1.2", "text_encoder"): 340_387_840,
     ("zero123plus-v1.2", "vision_encoder"): 632_076_800,
     ("zero123plus-v1.2", "vae"): 83_653_863,
+    # ../shared/reference/mvdream (tests/reference/mvdream): the multi-view UNet; SD2.1's text encoder and VAE
+    ("mvdream", "unet"): 867_572_164,
+    ("mvdream", "text_encoder"): 340_387_840,
+    ("mvdream", "vae"): 83_653_863,
 }
 
 

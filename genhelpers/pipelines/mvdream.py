@@ -1,0 +1,554 @@
+"""MVDream (and the ImageDream UNet) written here: a multi-view UNet and a text-to-4-views pipeline that load
+the published ``ashawkey/mvdream-sd2.1-diffusers`` folder as it is, and a converter from the original
+``sd-v2.1-base-4view`` checkpoint. Written from the published description (../shared/reference/mvdream): the
+parameter names and shapes, configs, scheduler and camera numbers; no upstream code and no remote code.
+
+The idea in one paragraph: a Stable Diffusion 2.1 UNet is fine-tuned to denoise F pictures of one object at once.
+In every transformer block the self-attention runs over the tokens of *all F views together* (one long
+sequence), so each view sees the others and they agree about the object; the cross-attention to the prompt stays
+per view; and each view gets its camera (a 4×4 camera-to-world matrix, flattened) through a small MLP whose
+output is added to the timestep embedding.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import DiffusionPipeline
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import get_timestep_embedding
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+# ------------------------------------------------------------------------------------------------- cameras
+
+
+def cameras(num_frames: int = 4, elevation: float = 15.0, azimuth_start: float = 0.0, azimuth_span: float = 360.0,
+            blender_coord: bool = True, extra_view: bool = False) -> torch.Tensor:
+    """The camera of each view as a camera-to-world 4×4 matrix flattened row by row ([views, 16], float32).
+
+    Views sit on the unit sphere around the object, evenly spaced in azimuth from ``azimuth_start`` over
+    ``azimuth_span`` degrees, all at ``elevation`` degrees above the horizon, each looking at the centre.
+    In Blender's z-up world (the published convention): right = (cos a, sin a, 0), up = (-sin e sin a,
+    sin e cos a, cos e), back = (cos e sin a, -cos e cos a, sin e), and the position is ``back`` (radius 1), so
+    azimuth 0 looks from -y and 90 from +x. With ``blender_coord=False`` the same cameras are written in the
+    y-up (OpenGL) world. ``extra_view`` appends ImageDream's all-zero row for its reference frame."""
+    if not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"num_frames={num_frames!r} must be a whole number of views ≥ 1 (MVDream was trained on 4)")
+    rows = []
+    for k in range(num_frames):
+        a = math.radians(azimuth_start + k * azimuth_span / num_frames)
+        e = math.radians(elevation)
+        right = (math.cos(a), math.sin(a), 0.0)
+        up = (-math.sin(e) * math.sin(a), math.sin(e) * math.cos(a), math.cos(e))
+        back = (math.cos(e) * math.sin(a), -math.cos(e) * math.cos(a), math.sin(e))
+        m = [[right[i], up[i], back[i], back[i]] for i in range(3)] + [[0.0, 0.0, 0.0, 1.0]]
+        if not blender_coord:  # Blender (x, y, z) = OpenGL (x, -z, y): back to OpenGL rows (x, z, -y)
+            m = [m[0], m[2], [-v for v in m[1]], m[3]]
+        rows.append([v for row in m for v in row])
+    if extra_view:
+        rows.append([0.0] * 16)
+    return torch.tensor(rows, dtype=torch.float64).float()
+
+
+def camera_records(num_frames: int = 4, elevation: float = 0.0, azimuth_start: float = 0.0) -> list[dict]:
+    """The cameras of a run as data for sidecars: angles and the 16 numbers the UNet saw."""
+    matrix = cameras(num_frames, elevation, azimuth_start)
+    return [{"view": k, "azimuth_deg": round((azimuth_start + k * 360 / num_frames) % 360, 4),
+             "elevation_deg": elevation, "camera_to_world": [round(v, 6) + 0.0 for v in matrix[k].tolist()]}
+            for k in range(num_frames)]
+
+
+# --------------------------------------------------------------------------------------------------- UNet
+# Module and attribute names follow the published checkpoint (LDM naming), so its state_dict loads strictly.
+
+
+class Attention(nn.Module):
+    """Multi-head attention with PyTorch's fused kernel. As self-attention (no context) it can run jointly over
+    the ``num_frames`` views of each object; as cross-attention it may carry ImageDream's extra key/value
+    projections for the image tokens that follow the text tokens."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int | None = None, ip_dim: int = 0):
+        super().__init__()
+        inner, context_dim = heads * dim_head, context_dim or dim
+        self.heads, self.ip_dim = heads, ip_dim
+        if ip_dim:  # registered first: the published state_dict lists them before to_q
+            self.to_k_ip = nn.Linear(context_dim, inner, bias=False)
+            self.to_v_ip = nn.Linear(context_dim, inner, bias=False)
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(0.0))
+        self.ip_weight = 1.0
+
+    def _attend(self, q, k, v):
+        b, h = q.shape[0], self.heads
+        q, k, v = (t.reshape(b, t.shape[1], h, -1).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return out.transpose(1, 2).reshape(b, -1, h * out.shape[-1])
+
+    def forward(self, x, context=None, num_frames: int = 1):
+        if context is None:  # self-attention over all views of one object: (b f) n c -> b (f n) c
+            bf, n, c = x.shape
+            joint = x.reshape(bf // num_frames, num_frames * n, c)
+            out = self._attend(self.to_q(joint), self.to_k(joint), self.to_v(joint)).reshape(bf, n, -1)
+            return self.to_out(out)
+        q = self.to_q(x)
+        if self.ip_dim:
+            text, image = context[:, : -self.ip_dim], context[:, -self.ip_dim:]
+            out = self._attend(q, self.to_k(text), self.to_v(text))
+            out = out + self.ip_weight * self._attend(q, self.to_k_ip(image), self.to_v_ip(image))
+        else:
+            out = self._attend(q, self.to_k(context), self.to_v(context))
+        return self.to_out(out)
+
+
+class GEGLU(nn.Module):
+    def __init__(self, dim_in: int, dim_out: int):
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out * 2)
+
+    def forward(self, x):
+        value, gate = self.proj(x).chunk(2, dim=-1)
+        return value * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        self.net = nn.Sequential(GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class MultiViewTransformerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int, ip_dim: int = 0):
+        super().__init__()
+        self.attn1 = Attention(dim, heads, dim_head)
+        self.ff = FeedForward(dim)
+        self.attn2 = Attention(dim, heads, dim_head, context_dim, ip_dim)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+
+    def forward(self, x, context, num_frames: int):
+        x = x + self.attn1(self.norm1(x), num_frames=num_frames)
+        x = x + self.attn2(self.norm2(x), context)
+        return x + self.ff(self.norm3(x))
+
+
+class SpatialTransformer(nn.Module):
+    def __init__(self, channels: int, heads: int, dim_head: int, depth: int, context_dim: int, ip_dim: int = 0):
+        super().__init__()
+        inner = heads * dim_head
+        self.norm = nn.GroupNorm(32, channels, eps=1e-6)
+        self.proj_in = nn.Linear(channels, inner)
+        self.transformer_blocks = nn.ModuleList(
+            MultiViewTransformerBlock(inner, heads, dim_head, context_dim, ip_dim) for _ in range(depth))
+        self.proj_out = nn.Linear(inner, channels)
+
+    def forward(self, x, context, num_frames: int):
+        b, c, h, w = x.shape
+        tokens = self.proj_in(self.norm(x).permute(0, 2, 3, 1).reshape(b, h * w, c))
+        for block in self.transformer_blocks:
+            tokens = block(tokens, context, num_frames)
+        return x + self.proj_out(tokens).reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int, emb_channels: int, out_channels: int):
+        super().__init__()
+        self.in_layers = nn.Sequential(nn.GroupNorm(32, channels), nn.SiLU(),
+                                       nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
+        self.out_layers = nn.Sequential(nn.GroupNorm(32, out_channels), nn.SiLU(), nn.Dropout(0.0),
+                                        nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.skip_connection = nn.Identity() if channels == out_channels else nn.Conv2d(channels, out_channels, 1)
+
+    def forward(self, x, emb):
+        h = self.in_layers(x) + self.emb_layers(emb).to(x.dtype)[:, :, None, None]
+        return self.skip_connection(x) + self.out_layers(h)
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.op = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class Sequence(nn.ModuleList):
+    """A list of layers run in order, each given what it needs (embedding, context, number of views)."""
+
+    def forward(self, x, emb, context, num_frames):
+        for layer in self:
+            if isinstance(layer, ResBlock):
+                x = layer(x, emb)
+            elif isinstance(layer, SpatialTransformer):
+                x = layer(x, context, num_frames)
+            else:
+                x = layer(x)
+        return x
+
+
+class PerceiverAttention(nn.Module):
+    """Learned queries attend to the image features and to themselves (ImageDream's image-prompt resampler)."""
+
+    def __init__(self, dim: int, dim_head: int, heads: int):
+        super().__init__()
+        self.heads, inner = heads, dim_head * heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(dim, inner * 2, bias=False)
+        self.to_out = nn.Linear(inner, dim, bias=False)
+
+    def forward(self, features, latents):
+        features, latents = self.norm1(features), self.norm2(latents)
+        b, h = latents.shape[0], self.heads
+        k, v = self.to_kv(torch.cat([features, latents], dim=1)).chunk(2, dim=-1)
+        q, k, v = (t.reshape(b, t.shape[1], h, -1).transpose(1, 2) for t in (self.to_q(latents), k, v))
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, latents.shape[1], -1)
+        return self.to_out(out)
+
+
+class Resampler(nn.Module):
+    """Turns a CLIP image encoder's hidden states ([b, 257, 1280] for ViT-H/14) into ``num_queries`` tokens of
+    the text width, appended to the text context of every cross-attention."""
+
+    def __init__(self, dim: int = 1024, depth: int = 4, dim_head: int = 64, heads: int = 12, num_queries: int = 16,
+                 embedding_dim: int = 1280, output_dim: int = 1024, ff_mult: int = 4):
+        super().__init__()
+        self.latents = nn.Parameter(torch.randn(1, num_queries, dim) / dim**0.5)
+        self.proj_in = nn.Linear(embedding_dim, dim)
+        self.proj_out = nn.Linear(dim, output_dim)
+        self.norm_out = nn.LayerNorm(output_dim)
+        self.layers = nn.ModuleList(
+            nn.ModuleList([PerceiverAttention(dim, dim_head, heads),
+                           nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * ff_mult, bias=False), nn.GELU(),
+                                         nn.Linear(dim * ff_mult, dim, bias=False))])
+            for _ in range(depth))
+
+    def forward(self, features):
+        latents = self.latents.repeat(features.shape[0], 1, 1).to(features.dtype)
+        features = self.proj_in(features)
+        for attn, ff in self.layers:
+            latents = latents + attn(features, latents)
+            latents = latents + ff(latents)
+        return self.norm_out(self.proj_out(latents))
+
+
+class MultiViewUNetModel(ModelMixin, ConfigMixin):
+    """MVDream's multi-view UNet (SD2.1 layout + camera embedding); with ``ip_dim`` > 0, ImageDream's.
+
+    ``forward(x, timesteps, context, camera, num_frames)``: ``x`` holds the views of each object one after the
+    other ([objects × num_frames, 4, h, w]); ``timesteps`` one value (or one per row); ``context`` the text
+    encoding of each row ([rows, 77, context_dim]); ``camera`` [rows, camera_dim] or None. ImageDream adds
+    ``ip`` (CLIP image hidden states, [rows, 257, 1280]) and ``ip_img`` (the input picture's latent, written
+    into the last view of each object)."""
+
+    _supports_gradient_checkpointing = False
+
+    @register_to_config
+    def __init__(self, image_size: int = 32, in_channels: int = 4, model_channels: int = 320, out_channels: int = 4,
+                 num_res_blocks: int = 2, attention_resolutions=(4, 2, 1), channel_mult=(1, 2, 4, 4),
+                 num_head_channels: int = 64, transformer_depth: int = 1, context_dim: int = 1024,
+                 camera_dim: int | None = 16, ip_dim: int = 0, use_checkpoint: bool = False):
+        super().__init__()
+        mc, emb_dim = model_channels, model_channels * 4
+        self.model_channels = mc
+        if ip_dim:  # registered first, like the published ImageDream state_dict
+            self.image_embed = Resampler(dim=context_dim, num_queries=ip_dim, output_dim=context_dim)
+        self.time_embed = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        if camera_dim:
+            self.camera_embed = nn.Sequential(nn.Linear(camera_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+
+        def transformer(ch):
+            heads = ch // num_head_channels
+            return SpatialTransformer(ch, heads, num_head_channels, transformer_depth, context_dim, ip_dim)
+
+        self.input_blocks = nn.ModuleList([Sequence([nn.Conv2d(in_channels, mc, 3, padding=1)])])
+        skips, ch, ds = [mc], mc, 1
+        for level, mult in enumerate(channel_mult):
+            for _ in range(num_res_blocks):
+                layers = [ResBlock(ch, emb_dim, mult * mc)]
+                ch = mult * mc
+                if ds in attention_resolutions:
+                    layers.append(transformer(ch))
+                self.input_blocks.append(Sequence(layers))
+                skips.append(ch)
+            if level != len(channel_mult) - 1:
+                self.input_blocks.append(Sequence([Downsample(ch)]))
+                skips.append(ch)
+                ds *= 2
+        self.middle_block = Sequence([ResBlock(ch, emb_dim, ch), transformer(ch), ResBlock(ch, emb_dim, ch)])
+        self.output_blocks = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            for i in range(num_res_blocks + 1):
+                layers = [ResBlock(ch + skips.pop(), emb_dim, mc * mult)]
+                ch = mc * mult
+                if ds in attention_resolutions:
+                    layers.append(transformer(ch))
+                if level and i == num_res_blocks:
+                    layers.append(Upsample(ch))
+                    ds //= 2
+                self.output_blocks.append(Sequence(layers))
+        self.out = nn.Sequential(nn.GroupNorm(32, ch), nn.SiLU(), nn.Conv2d(mc, out_channels, 3, padding=1))
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """As published: MVDream's config.json has no ``ip_dim`` (only ImageDream's does)."""
+        super().save_pretrained(save_directory, **kwargs)
+        path = Path(save_directory) / "config.json"
+        config = json.loads(path.read_text())
+        if not config.get("ip_dim"):
+            config.pop("ip_dim", None)
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+    def forward(self, x, timesteps, context, camera=None, num_frames: int = 1, ip=None, ip_img=None):
+        if x.shape[0] % num_frames:
+            raise ValueError(f"the batch of {x.shape[0]} pictures is not a whole number of objects of "
+                             f"num_frames={num_frames} views")
+        timesteps = torch.as_tensor(timesteps, device=x.device).reshape(-1).expand(x.shape[0])
+        t = get_timestep_embedding(timesteps, self.model_channels, flip_sin_to_cos=True, downscale_freq_shift=0)
+        emb = self.time_embed(t.to(x.dtype))
+        if camera is not None:
+            if camera.shape[0] != x.shape[0]:
+                raise ValueError(f"camera has {camera.shape[0]} rows for {x.shape[0]} pictures: give one camera per "
+                                 f"view (cameras(num_frames) repeated for each object and guidance branch)")
+            emb = emb + self.camera_embed(camera.to(x.dtype))
+        if self.config.ip_dim and ip is None:
+            raise ValueError("this is an ImageDream UNet: pass ip= (CLIP image hidden states; zeros for the "
+                             "unconditional branch)")
+        if self.config.ip_dim:
+            context = torch.cat([context, self.image_embed(ip.to(x.dtype))], dim=1)
+        if ip_img is not None:  # ImageDream: the input picture's latent is the last view of every object
+            x = x.clone()
+            x[num_frames - 1 :: num_frames] = ip_img.to(x.dtype)
+        h, skips = x, []
+        for block in self.input_blocks:
+            h = block(h, emb, context, num_frames)
+            skips.append(h)
+        h = self.middle_block(h, emb, context, num_frames)
+        for block in self.output_blocks:
+            h = block(torch.cat([h, skips.pop()], dim=1), emb, context, num_frames)
+        return self.out(h)
+
+
+# ----------------------------------------------------------------------------------------------- pipeline
+
+PUBLISHED_INDEX = {  # the unet entry of the published model_index.json names the port's module
+    "unet": ["mv_unet", "MultiViewUNetModel"],
+}
+COMPONENTS = {  # folder -> (library, class) we load it with: always our own or a library's class, never hub code
+    "vae": ("diffusers", "AutoencoderKL"),
+    "text_encoder": ("transformers", "CLIPTextModel"),
+    "tokenizer": ("transformers", "CLIPTokenizer"),
+    "unet": (__name__, "MultiViewUNetModel"),
+    "scheduler": ("diffusers", "DDIMScheduler"),
+}
+
+
+class MVDreamPipeline(DiffusionPipeline):
+    """Text -> ``num_frames`` views of one object (4 by default, 256×256) around a circle of cameras."""
+
+    model_cpu_offload_seq = "text_encoder->unet->vae"
+    _optional_components = ["feature_extractor", "image_encoder"]
+
+    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, feature_extractor=None, image_encoder=None,
+                 requires_safety_checker: bool = False):
+        super().__init__()
+        self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                              scheduler=scheduler, feature_extractor=feature_extractor, image_encoder=image_encoder)
+        self.register_to_config(requires_safety_checker=requires_safety_checker)
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @classmethod
+    def from_pretrained(cls, path, dtype=None, variant=None, use_safetensors: bool = True, device_map=None,
+                        max_memory=None, torch_dtype=None, **components):
+        """Load the published folder component by component with known classes. The published index names the
+        port's own module for the UNet (and may name its pipeline file); diffusers would try remote code for
+        those, so we read the folder ourselves. Components passed by keyword replace the folder's."""
+        import diffusers
+        import transformers
+
+        if device_map is not None:
+            raise ValueError("MVDreamPipeline does not spread over several GPUs (it fits one: ~2.6 GB in fp16); "
+                             "use memory='gpu' or an offload plan")
+        path, dtype = Path(path), dtype or torch_dtype
+        index = json.loads((path / "model_index.json").read_text())
+        libraries = {"diffusers": diffusers, "transformers": transformers}
+        loaded = {}
+        for name, (lib, cls_name) in COMPONENTS.items():
+            if components.get(name) is not None:
+                loaded[name] = components[name]
+                continue
+            if name not in index or not (path / name).is_dir():
+                raise FileNotFoundError(f"{path} has no {name}/ folder: an MVDream folder holds "
+                                        f"{', '.join(COMPONENTS)} (see ashawkey/mvdream-sd2.1-diffusers)")
+            klass = MultiViewUNetModel if lib == __name__ else getattr(libraries[lib], cls_name)
+            kwargs = {}
+            if name in ("vae", "unet"):
+                kwargs = dict(torch_dtype=dtype, variant=variant, use_safetensors=use_safetensors)
+            elif name == "text_encoder":
+                kwargs = dict(dtype=dtype, variant=variant, use_safetensors=use_safetensors)
+            loaded[name] = klass.from_pretrained(path, subfolder=name, **kwargs)
+        for name in cls._optional_components:
+            loaded[name] = components.get(name)
+        return cls(**loaded, requires_safety_checker=bool(index.get("requires_safety_checker", False)))
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """diffusers' save, then the published index: the UNet entry names the port's module, as on the hub."""
+        super().save_pretrained(save_directory, **kwargs)
+        index_path = Path(save_directory) / "model_index.json"
+        index = json.loads(index_path.read_text())
+        index.update(PUBLISHED_INDEX)
+        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str, device, dtype):
+        ids = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids
+        return self.text_encoder(ids.to(device))[0].to(dtype)
+
+    @staticmethod
+    def check_inputs(prompt, height, width, num_frames, camera):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"prompt={prompt!r} is empty: describe one object, e.g. 'a wooden toy robot, 3d asset'")
+        for name, v in (("height", height), ("width", width)):
+            if not isinstance(v, int) or v <= 0 or v % 8:
+                raise ValueError(f"{name}={v!r} must be a positive multiple of 8 (the VAE shrinks images 8×); "
+                                 f"MVDream was trained at 256")
+        if not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"num_frames={num_frames!r} must be a whole number of views ≥ 1 (4 is what MVDream "
+                             f"was trained on)")
+        if camera is not None and tuple(camera.shape) != (num_frames, 16):
+            raise ValueError(f"camera has shape {tuple(camera.shape)} but num_frames={num_frames}: give one "
+                             f"flattened 4×4 matrix per view, shape ({num_frames}, 16), e.g. cameras({num_frames})")
+
+    @torch.no_grad()
+    def __call__(self, prompt: str, negative_prompt: str = "", num_inference_steps: int = 50,
+                 guidance_scale: float = 7.0, elevation: float = 0.0, azimuth_start: float = 0.0,
+                 num_frames: int = 4, height: int = 256, width: int = 256, camera: torch.Tensor | None = None,
+                 eta: float = 0.0, generator=None, latents=None, output_type: str = "pil"):
+        """Returns a list of ``num_frames`` views (PIL images, or a numpy array [views, h, w, 3] in [0, 1] with
+        ``output_type="np"``). ``camera`` overrides the circle of cameras given by elevation/azimuth_start."""
+        self.check_inputs(prompt, height, width, num_frames, camera)
+        device, dtype = self._execution_device, self.unet.dtype
+        camera = cameras(num_frames, elevation, azimuth_start) if camera is None else camera
+        guided = guidance_scale > 1.0
+        text = self.encode_prompt(prompt, device, dtype).repeat(num_frames, 1, 1)
+        camera = camera.to(device, dtype)
+        if guided:
+            negative = self.encode_prompt(negative_prompt or "", device, dtype).repeat(num_frames, 1, 1)
+            text, camera = torch.cat([negative, text]), torch.cat([camera, camera])
+
+        shape = (num_frames, self.unet.config.in_channels, height // self.vae_scale_factor,
+                 width // self.vae_scale_factor)
+        if latents is None:
+            from diffusers.utils.torch_utils import randn_tensor
+
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
+        for t in self.progress_bar(self.scheduler.timesteps):
+            x = torch.cat([latents, latents]) if guided else latents
+            x = self.scheduler.scale_model_input(x, t)
+            noise = self.unet(x, t, text, camera=camera, num_frames=num_frames)
+            if guided:
+                uncond, cond = noise.chunk(2)
+                noise = uncond + guidance_scale * (cond - uncond)
+            latents = self.scheduler.step(noise, t, latents, **step_kwargs).prev_sample
+
+        images = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        images = (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
+        self.maybe_free_model_hooks()
+        return images if output_type == "np" else self.numpy_to_pil(images)
+
+    def prepare_extra_step_kwargs(self, generator, eta):
+        import inspect
+
+        accepted = set(inspect.signature(self.scheduler.step).parameters)
+        return {k: v for k, v in (("eta", eta), ("generator", generator)) if k in accepted}
+
+
+# ------------------------------------------------------------------------------------------------ convert
+
+ORIGINAL_PREFIX = "model.diffusion_model."
+PUBLISHED_UNET_CONFIG = dict(image_size=32, in_channels=4, model_channels=320, out_channels=4, num_res_blocks=2,
+                             attention_resolutions=[4, 2, 1], channel_mult=[1, 2, 4, 4], num_head_channels=64,
+                             transformer_depth=1, context_dim=1024, camera_dim=16, use_checkpoint=False)
+
+
+def unet_from_original(state_dict: dict, config: dict | None = None) -> MultiViewUNetModel:
+    """The UNet of an original MVDream/ImageDream checkpoint (keys under ``model.diffusion_model.``), loaded
+    strictly into our class at the published config (ImageDream's when the image keys are present)."""
+    unet_sd = {k[len(ORIGINAL_PREFIX):]: v for k, v in state_dict.items() if k.startswith(ORIGINAL_PREFIX)}
+    if not unet_sd:
+        raise ValueError(f"no keys start with {ORIGINAL_PREFIX!r}: this is not an original MVDream checkpoint "
+                         f"(the diffusers folder loads directly with genhelpers.load)")
+    config = dict(config or PUBLISHED_UNET_CONFIG)
+    if "image_embed.latents" in unet_sd and not config.get("ip_dim"):
+        config["ip_dim"] = unet_sd["image_embed.latents"].shape[1]
+    with torch.device("meta"):
+        unet = MultiViewUNetModel(**config)
+    unet.load_state_dict(unet_sd, strict=True, assign=True)
+    return unet.eval()
+
+
+def read_checkpoint(path) -> dict:
+    """A single-file checkpoint as a flat state dict: ``.safetensors`` directly; ``.pt``/``.ckpt`` with pickle
+    restricted to tensors (``weights_only=True``), so opening it runs no code."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    return sd.get("state_dict", sd) if isinstance(sd, dict) else sd
+
+
+def convert_original(checkpoint, base, out, half: bool = True, unet_config: dict | None = None) -> Path:
+    """Write the published diffusers layout from the original single-file checkpoint.
+
+    The UNet comes from ``checkpoint``. MVDream fine-tunes only the UNet of Stable Diffusion 2.1-base; the VAE,
+    text encoder and tokenizer are SD2.1-base's unchanged, so they are taken from ``base`` (a loaded MVDream or
+    SD2.1 pipeline, e.g. ``genhelpers.load("stabilityai/stable-diffusion-2-1-base", memory=None)``). The
+    scheduler is the published DDIM setup. ``unet_config``: the published one unless given. Written atomically:
+    ``out`` appears complete or not at all."""
+    import shutil
+    import tempfile
+
+    from diffusers import DDIMScheduler
+
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"out={str(out)!r} exists: choose a new folder (nothing is overwritten)")
+    unet = unet_from_original(read_checkpoint(checkpoint), unet_config)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              num_train_timesteps=1000, steps_offset=1, clip_sample=False, set_alpha_to_one=False,
+                              prediction_type="epsilon")
+    dtype = torch.float16 if half else torch.float32
+    pipe = MVDreamPipeline(vae=base.vae.to(dtype), text_encoder=base.text_encoder.to(dtype), tokenizer=base.tokenizer,
+                           unet=unet.to(dtype), scheduler=scheduler)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        pipe.save_pretrained(work, safe_serialization=True)
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out

@@ -11,15 +11,26 @@ REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 def cmd_run(a) -> int:
     from .runs import run_collection
+    from .runs.runner import failed
 
-    report = run_collection(a.profile, a.notebooks, a.out or f"outputs/{a.profile}", only=a.only, timeout=a.timeout)
-    print(f"report: {Path(a.out or f'outputs/{a.profile}') / 'report.md'}")
-    return 0 if report["summary"]["failed"] == 0 else 1
+    out = Path(a.out or f"outputs/{'+'.join(a.profile)}")
+    gpus = None if a.gpus == "auto" else [] if a.gpus == "none" else a.gpus.split(",")
+    report = run_collection(a.profile, a.notebooks, out, only=a.only, skip=a.skip, timeout=a.timeout,
+                            cell_timeout=a.cell_timeout, workers=a.workers, force=a.force, gpus=gpus)
+    print(f"report: {out / 'report.html'} (also report.md, report.json, junit.xml)")
+    return 0 if failed(report) == 0 else 1
 
 
 def cmd_report(a) -> int:
-    from .runs.report import markdown
+    from .runs.report import compare, compare_markdown, markdown
 
+    if a.compare:
+        old, new = (json.loads(Path(p).read_text()) for p in a.compare)
+        diff = compare(old, new)
+        print(compare_markdown(diff, old, new))
+        return 1 if diff["new_failures"] else 0
+    if not a.report:
+        raise ValueError("give a report.json to print, or --compare OLD NEW")
     print(markdown(json.loads(Path(a.report).read_text())))
     return 0
 
@@ -54,15 +65,22 @@ def cmd_tiny(a) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="genhelpers", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="execute notebooks with a profile's parameters; writes report.md/json")
-    r.add_argument("--profile", default="smoke")
+    r = sub.add_parser("run", help="execute notebooks × profiles in parallel; writes report.html/md/json, junit.xml")
+    r.add_argument("--profile", nargs="+", default=["smoke"], help="one or more profiles (default smoke)")
     r.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run just these notebooks (names without .ipynb)")
+    r.add_argument("--skip", nargs="+", metavar="NOTEBOOK", help="leave these notebooks out (listed as skipped)")
+    r.add_argument("--workers", type=int, default=1, help="notebooks run at the same time (default 1)")
+    r.add_argument("--gpus", default="auto", help="pin workers to these GPUs, e.g. 0,1 ('auto': all; 'none')")
+    r.add_argument("--timeout", type=float, default=None, help="seconds per notebook before it is stopped")
+    r.add_argument("--cell-timeout", type=int, default=None, help="seconds per cell (papermill)")
+    r.add_argument("--force", action="store_true", help="run again what passed in the previous run in --out")
     r.add_argument("--out", help="output folder (default outputs/<profile>)")
-    r.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     r.add_argument("--notebooks", default=str(REPO_NOTEBOOKS), help="folder with the notebooks and profiles.yaml")
     r.set_defaults(fn=cmd_run)
-    rep = sub.add_parser("report", help="print a report.json as Markdown")
-    rep.add_argument("report")
+    rep = sub.add_parser("report", help="print a report.json as Markdown, or compare two runs")
+    rep.add_argument("report", nargs="?")
+    rep.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"),
+                     help="new failures, fixes and notebooks more than 1.5× slower (exit 1 on new failures)")
     rep.set_defaults(fn=cmd_report)
     d = sub.add_parser("doctor", help="will each notebook fit this machine (or --gpu NAME), and with which plan?")
     d.add_argument("--gpu", help="describe another machine instead: CPU, T4, T4x2, P100, L4, A100-40, A100-80, H100")

@@ -1,18 +1,53 @@
-"""The runner and the report, on two small notebooks: one that writes a file, one that raises."""
+"""The runner and the report, on small test-only notebooks: one that writes files, and one that can be told to
+fail in each way a real notebook fails (exception, killed kernel, hang, out of memory, import, missing weights)."""
 import json
+import xml.etree.ElementTree as ET
 
 import nbformat
 import pytest
 
 from genhelpers import cli
-from genhelpers.runs import run_collection
+from genhelpers.runs import compare, run_collection
+from genhelpers.runs.errors import classify, signature
+
+FAULTY = """
+import os, pathlib, signal, time
+p = pathlib.Path(output_dir); p.mkdir(parents=True, exist_ok=True)
+(p / "seen.txt").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "-") + f" {time.time()}")
+if fault == "raise":
+    raise ValueError(f"value={value} is wrong")
+if fault == "kill":  # the kernel dies as under the kernel's OOM killer
+    os.kill(os.getpid(), signal.SIGKILL)
+if fault == "hang":
+    time.sleep(600)
+if fault == "nap":
+    time.sleep(2)
+if fault == "oom":
+    raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 14.75 GiB total capacity)")
+if fault == "import":
+    import genhelpers_has_no_such_module  # noqa
+if fault == "missing":
+    from genhelpers.weights import WeightsNotFound
+    raise WeightsNotFound("Could not find weights for 'someone/model' (not in /kaggle/input)")
+(p / "done.txt").write_text(f"{time.time()}")
+"""
+
+GOOD = """
+import json, pathlib
+from PIL import Image
+p = pathlib.Path(output_dir); p.mkdir(parents=True, exist_ok=True)
+(p / f'v{value}.txt').write_text('hi')
+Image.new('RGB', (64, 48), (200, 30, 30)).save(p / 'picture_grid.png')
+(p / 'picture_grid.json').write_text(json.dumps({'memory': {'gpu_peak_mib': [1234, 56], 'host_peak_mib': 300},
+                                                 'versions': {'diffusers': '9.9'}}))
+"""
 
 
-def notebook(path, body):
+def notebook(path, body, params="output_dir = 'out'\nvalue = 1\nfault = 'none'"):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("output_dir = 'out'\nvalue = 1")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
@@ -21,47 +56,165 @@ def notebook(path, body):
 def collection(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    notebook(nbs / "good.ipynb", "import pathlib\np = pathlib.Path(output_dir); p.mkdir(parents=True, exist_ok=True)\n"
-                                 "(p / f'v{value}.txt').write_text('hi')")
-    notebook(nbs / "bad.ipynb", "import pathlib\np = pathlib.Path(output_dir); p.mkdir(parents=True, exist_ok=True)\n"
-                                "(p / 'half.txt').write_text('x')\nraise ValueError(f'value={value} is wrong')")
-    (nbs / "profiles.yaml").write_text("good:\n  smoke: {value: 2}\nbad:\n  smoke: {value: 3}\n  other: {}\n")
+    notebook(nbs / "good.ipynb", GOOD)
+    notebook(nbs / "bad.ipynb", FAULTY)
+    (nbs / "profiles.yaml").write_text("good:\n  smoke: {value: 2}\nbad:\n  smoke: {value: 3, fault: raise}\n"
+                                       "  other: {}\n")
     return nbs
 
 
 def test_report_records_passes_and_failures(collection, tmp_path):
     out = tmp_path / "out"
     report = run_collection("smoke", collection, out)
-    assert report["summary"] == {"passed": 1, "failed": 1} and report["schema"] == 1
+    assert report["schema"] == 2 and report["summary"]["passed"] == 1 and report["summary"]["failed"] == 1
     good, bad = report["results"]
-    assert (good["notebook"], good["status"], good["outputs"]) == ("good", "passed", ["v2.txt"])
+    assert (good["notebook"], good["status"]) == ("good", "passed")
+    assert good["outputs"] == ["picture_grid.json", "picture_grid.png", "v2.txt"]
+    assert good["gpu_peak_mib"] == [1234, 56] and good["versions"] == {"diffusers": "9.9"}  # from the sidecar
+    assert good["host_peak_mib"] > 20 and good["cells"] and all(c["duration_s"] >= 0 for c in good["cells"])
     assert bad["status"] == "failed" and bad["error"]["ename"] == "ValueError"
+    assert bad["error"]["class"] == "other" and len(bad["error"]["signature"]) == 10
+    assert "value=3 is wrong" in bad["error"]["traceback"]
     # the index is into the executed notebook the report links, after papermill's injected-parameters cell
     assert bad["error"]["evalue"] == "value=3 is wrong" and bad["error"]["cell"] == 2
-    assert bad["partial_files"] == ["half.txt"] and "outputs" not in bad  # partial files are never results
+    assert bad["partial_files"] == ["seen.txt"] and "outputs" not in bad  # partial files are never results
     assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
     md = (out / "report.md").read_text()
-    assert "1 passed, 1 failed" in md and "| bad | failed |" in md and "ValueError: value=3 is wrong" in md
+    assert "1 passed, 1 failed" in md and "| bad | smoke | failed |" in md and "ValueError: value=3 is wrong" in md
+    page = (out / "report.html").read_text()
+    assert page.count('<img src="data:image/') == 1 and "picture_grid.png" in page  # self-contained preview
+    assert "value=3 is wrong" in page and "1,234 / 56" in page
+    suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    assert suite.find("testcase[@name='bad']/failure").get("type") == "other"
     assert (out / "good.ipynb").is_file() and (out / "bad.ipynb").is_file()
 
 
-def test_only_and_unknown_names(collection, tmp_path):
-    report = run_collection("smoke", collection, tmp_path / "o", only=["good"])
-    assert [r["notebook"] for r in report["results"]] == ["good"]
+def test_faults_are_classified_while_the_others_finish(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    faults = ["raise", "kill", "hang", "oom", "import", "missing", "none"]
+    for f in faults:
+        notebook(nbs / f"{f}.ipynb", FAULTY)
+    (nbs / "profiles.yaml").write_text("".join(f"{f}:\n  smoke: {{fault: {f}}}\n" for f in faults))
+    report = run_collection("smoke", nbs, tmp_path / "out", workers=2, timeout=15)
+    got = {r["notebook"]: (r["status"], (r.get("error") or {}).get("class")) for r in report["results"]}
+    assert got == {"raise": ("failed", "other"), "kill": ("kernel died", "kernel_died"),
+                   "hang": ("timeout", "timeout"), "oom": ("failed", "out_of_memory"),
+                   "import": ("failed", "import"), "missing": ("failed", "missing_weights"),
+                   "none": ("passed", None)}
+    for r in report["results"]:
+        if r["status"] != "passed":  # what a failed notebook left is listed apart, never as its outputs
+            assert "outputs" not in r and r["partial_files"] == ["seen.txt"]
+    assert report["summary"] == {"passed": 1, "failed": 4, "timeout": 1, "kernel died": 1, "skipped": 0}
+    hang = next(r for r in report["results"] if r["notebook"] == "hang")
+    assert 15 <= hang["duration_s"] < 60 and hang["cells"] == [] or hang["cells"][-1]["index"] < 2
+    suite = ET.parse(tmp_path / "out" / "junit.xml").getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("errors")) == ("4", "2")
+    assert (tmp_path / "out" / "report.html").is_file() and not list((tmp_path / "out").glob(".job-*"))
+
+
+def test_signatures_recognise_the_same_failure():
+    a = signature("out_of_memory", "OutOfMemoryError", "CUDA out of memory. Tried to allocate 2.00 GiB at /a/b.py")
+    b = signature("out_of_memory", "OutOfMemoryError", "CUDA out of memory. Tried to allocate 9.50 GiB at /c/d.py")
+    assert a == b and len(a) == 10
+    assert a != signature("out_of_memory", "RuntimeError", "CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert classify("HTTPError", "503 Server Error") == "network"
+    assert classify("OSError", "We couldn't connect: Temporary failure in name resolution") == "network"
+    assert classify("ValueError", "x is missing component(s) unet") == "missing_weights"
+    assert classify("AssertionError", "") == "assertion" and classify("KeyError", "k") == "other"
+
+
+def test_workers_run_together_each_pinned_to_its_gpu(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for name in ("a", "b"):
+        notebook(nbs / f"{name}.ipynb", FAULTY)
+    (nbs / "profiles.yaml").write_text("a:\n  smoke: {fault: nap}\nb:\n  smoke: {fault: nap}\n")
+    report = run_collection("smoke", nbs, tmp_path / "out", workers=2, gpus=["0", "1"])
+    assert [r["status"] for r in report["results"]] == ["passed", "passed"]
+    spans = {}
+    for r in report["results"]:
+        seen, start = (tmp_path / "out" / r["notebook"] / "seen.txt").read_text().split()
+        assert seen == r["gpu"]  # the kernel saw the GPU its worker was pinned to
+        spans[r["notebook"]] = (float(start), float((tmp_path / "out" / r["notebook"] / "done.txt").read_text()))
+    assert {r["gpu"] for r in report["results"]} == {"0", "1"}
+    (a0, a1), (b0, b1) = spans["a"], spans["b"]
+    assert a0 < b1 and b0 < a1  # the two naps overlapped: they really ran at the same time
+
+
+def test_resume_skips_what_passed_unless_forced(collection, tmp_path):
+    out = tmp_path / "out"
+    first = run_collection("smoke", collection, out)
+    stamp = (out / "good" / "v2.txt").stat().st_mtime_ns
+    again = run_collection("smoke", collection, out, force=False)
+    good, bad = again["results"]
+    assert good["resumed"] and good["outputs"] == first["results"][0]["outputs"]
+    assert (out / "good" / "v2.txt").stat().st_mtime_ns == stamp  # not run again
+    assert bad["status"] == "failed" and not bad.get("resumed")  # failures always run again
+    changed = run_collection("smoke", collection, out, force=False, overrides={"value": 5})
+    assert not changed["results"][0].get("resumed") and changed["results"][0]["outputs"][-1] == "v5.txt"
+    forced = run_collection("smoke", collection, out, force=True, only=["good"])
+    assert not forced["results"][0].get("resumed")
+
+
+def test_skip_several_profiles_and_unknown_names(collection, tmp_path):
+    report = run_collection(["smoke", "other"], collection, tmp_path / "o", skip=["good"])
+    got = [(r["profile"], r["notebook"], r["status"]) for r in report["results"]]
+    assert got == [("smoke", "good", "skipped"), ("smoke", "bad", "failed"), ("other", "good", "skipped"),
+                   ("other", "bad", "passed")]
+    assert report["results"][0]["reason"] == "--skip"
+    lacking = run_collection(["smoke", "other"], collection, tmp_path / "p", only=["good"])["results"][1]
+    assert (lacking["status"], lacking["reason"]) == ("skipped", "no 'other' parameters in profiles.yaml")
+    assert (tmp_path / "o" / "other" / "bad.ipynb").is_file() and report["results"][3]["executed"] == "other/bad.ipynb"
+    suites = ET.parse(tmp_path / "o" / "junit.xml").getroot().findall("testsuite")
+    assert [s.get("skipped") for s in suites] == ["1", "1"]
     with pytest.raises(ValueError, match="--only nope: no such notebook.*good"):
         run_collection("smoke", collection, tmp_path / "o", only=["nope"])
+    with pytest.raises(ValueError, match="--skip nope: no such notebook"):
+        run_collection("smoke", collection, tmp_path / "o", skip=["nope"])
     with pytest.raises(ValueError, match="--profile 'kaggle' is not defined.*other, smoke"):
         run_collection("kaggle", collection, tmp_path / "o")
 
 
-def test_cli_run_exit_codes(collection, tmp_path, capsys):
+def _report(started, **results):
+    rows = []
+    for name, (status, seconds, sig) in results.items():
+        r = {"notebook": name, "profile": "smoke", "status": status, "duration_s": seconds}
+        if sig:
+            r["error"] = {"class": "other", "signature": sig, "ename": "E", "evalue": "boom"}
+        rows.append(r)
+    return {"schema": 2, "profile": "smoke", "started": started, "results": rows}
+
+
+def test_compare_lists_new_failures_fixes_and_slowdowns():
+    old = _report("t0", a=("passed", 10, None), b=("failed", 5, "s1"), c=("passed", 10, None),
+                  d=("failed", 1, "s2"), e=("passed", 10, None))
+    new = _report("t1", a=("failed", 3, "s3"), b=("passed", 6, None), c=("passed", 16, None),
+                  d=("failed", 1, "s2"), e=("passed", 14, None), f=("timeout", 99, "s4"))
+    diff = compare(old, new)
+    assert [d["key"] for d in diff["new_failures"]] == ["smoke/a", "smoke/f"]
+    assert [d["key"] for d in diff["fixed"]] == ["smoke/b"]
+    assert [(d["key"], d["ratio"]) for d in diff["slower"]] == [("smoke/c", 1.6)]  # e: ×1.4 is not flagged
+    assert diff["still_failing"] == [{"key": "smoke/d", "same": True, "error": "other `s2` E: boom"}]
+    assert diff["added"] == ["smoke/f"] and diff["removed"] == []
+
+
+def test_cli_run_report_and_compare(collection, tmp_path, capsys):
     assert cli.main(["run", "--profile", "smoke", "--notebooks", str(collection), "--only", "good",
                      "--out", str(tmp_path / "a")]) == 0
-    assert cli.main(["run", "--profile", "smoke", "--notebooks", str(collection), "--out", str(tmp_path / "b")]) == 1
+    assert cli.main(["run", "--profile", "smoke", "--notebooks", str(collection), "--out", str(tmp_path / "b"),
+                     "--workers", "2", "--gpus", "none"]) == 1
     assert cli.main(["run", "--profile", "nope", "--notebooks", str(collection), "--out", str(tmp_path / "c")]) == 2
     assert "is not defined" in capsys.readouterr().err
     assert cli.main(["report", str(tmp_path / "b" / "report.json")]) == 0
-    assert "| bad | failed |" in capsys.readouterr().out
+    assert "| bad | smoke | failed |" in capsys.readouterr().out
+    assert cli.main(["report", "--compare", str(tmp_path / "a" / "report.json"),
+                     str(tmp_path / "b" / "report.json")]) == 1  # bad is new in b and fails: a new failure
+    printed = capsys.readouterr().out
+    assert "## Added (1)" in printed and "## New failures (1)\n- smoke/bad: failed" in printed
+    assert cli.main(["report", "--compare", str(tmp_path / "b" / "report.json"),
+                     str(tmp_path / "b" / "report.json")]) == 0
 
 
 def test_cli_doctor_and_tiny(tmp_path, capsys):

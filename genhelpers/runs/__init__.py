@@ -1,5 +1,5 @@
-"""Headless runs of the notebook collection with papermill, and the report they leave."""
-from .report import write_report
-from .runner import load_profiles, run_collection, run_notebook
+"""Headless runs of the notebook collection with papermill, in parallel, and the report they leave."""
+from .report import compare, write_report
+from .runner import load_profiles, run_collection, run_jobs, run_notebook
 
-__all__ = ["load_profiles", "run_collection", "run_notebook", "write_report"]
+__all__ = ["compare", "load_profiles", "run_collection", "run_jobs", "run_notebook", "write_report"]

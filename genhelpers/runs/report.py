@@ -1,36 +1,245 @@
-"""The report a run leaves: report.json (machine-readable) and report.md (for people)."""
+"""The report a run leaves, in four forms from one dict: report.json (versioned schema), report.md (people, in
+a terminal or a pull request), report.html (one self-contained page with previews of what each notebook made)
+and junit.xml (CI systems). ``compare(old, new)`` says what broke, what got fixed and what got slower."""
 from __future__ import annotations
 
+import base64
+import html
+import io
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..media import atomic_path, write_json
 
+SCHEMA = 2  # 1: one profile, passed/failed only. 2: profiles, statuses, error classes, cells, memory, skipped
+SLOWER = 1.5
+BAD = ("failed", "timeout", "kernel died")
+
+
+def _results(report: dict) -> dict:
+    """{profile/notebook: result}, for schema 1 and 2 reports alike."""
+    return {f"{r.get('profile', report.get('profile'))}/{r['notebook']}": r for r in report.get("results", [])}
+
+
+def _mib(v) -> str:
+    if not v:
+        return "–"
+    return " / ".join(f"{x:,}" for x in v) if isinstance(v, list) else f"{v:,}"
+
+
+def _error_text(r: dict, width: int = 160) -> str:
+    e = r.get("error")
+    if not e:
+        return r.get("reason", "")
+    return f"{e.get('class', '?')} `{e.get('signature', '')}` {e['ename']}: {e['evalue']}".replace("\n", " ")[:width]
+
+
+def headline(report: dict) -> str:
+    s = report["summary"]
+    parts = [f"{n} {k}" for k, n in s.items() if n or k in ("passed", "failed")]
+    return f"{', '.join(parts)} · {report['duration_s']:.1f} s · started {report['started']}"
+
 
 def markdown(report: dict) -> str:
-    s = report["summary"]
-    lines = [
-        f"# Notebook run — profile `{report['profile']}`",
-        "",
-        f"{s['passed']} passed, {s['failed']} failed · {report['duration_s']:.1f} s · started {report['started']}",
-        "",
-        "| notebook | status | duration | outputs | error |",
-        "| --- | --- | ---: | --- | --- |",
-    ]
+    profiles = report.get("profiles") or [report["profile"]]
+    lines = [f"# Notebook run — profile {', '.join(f'`{p}`' for p in profiles)}", "", headline(report), "",
+             "| notebook | profile | status | duration | peak host MiB | peak GPU MiB | outputs | error |",
+             "| --- | --- | --- | ---: | ---: | ---: | --- | --- |"]
     for r in report["results"]:
         outs = r.get("outputs") or []
         shown = ", ".join(f"`{o}`" for o in outs[:6]) + (f" (+{len(outs) - 6})" if len(outs) > 6 else "")
-        err = r.get("error")
-        err = f"{err['ename']}: {err['evalue']}".replace("|", "\\|").replace("\n", " ")[:200] if err else ""
-        lines.append(f"| {r['notebook']} | {r['status']} | {r['duration_s']:.1f} s | {shown} | {err} |")
+        status = r["status"] + (" (resumed)" if r.get("resumed") else "")
+        lines.append(f"| {r['notebook']} | {r.get('profile', report.get('profile'))} | {status} | "
+                     f"{r.get('duration_s', 0):.1f} s | {_mib(r.get('host_peak_mib'))} | {_mib(r.get('gpu_peak_mib'))} "
+                     f"| {shown} | {_error_text(r).replace('|', chr(92) + '|')} |")
     v = report.get("versions", {})
     lines += ["", "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val), ""]
     return "\n".join(lines)
 
 
-def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
+# ------------------------------------------------------------------------------------------------- HTML
+THUMB = 192
+INLINE_GIF_BYTES = 1_500_000
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _thumbnail(path: Path) -> str | None:
+    """A small inline preview: GIFs as they are (they move) when small, pictures shrunk to a thumbnail."""
+    from PIL import Image
+
+    try:
+        if path.suffix == ".gif" and path.stat().st_size <= INLINE_GIF_BYTES:
+            return _data_uri(path.read_bytes(), "image/gif")
+        with Image.open(path) as im:
+            im.seek(0)
+            im = im.convert("RGB")
+            im.thumbnail((THUMB * 2, THUMB))
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=80)
+            return _data_uri(buf.getvalue(), "image/jpeg")
+    except (OSError, ValueError):
+        return None
+
+
+def previews(folder: Path, outputs: list[str], limit: int = 6) -> list[tuple[str, str]]:
+    """(name, data URI) of the outputs worth a look: grids first, then animations, mesh previews, pictures."""
+    def rank(name: str) -> int:
+        if "grid" in name:
+            return 0
+        if name.endswith(".gif"):
+            return 1
+        if "preview" in name:
+            return 2
+        return 3
+    pictures = sorted((o for o in outputs if o.lower().endswith((".png", ".gif", ".jpg", ".jpeg"))),
+                      key=lambda o: (rank(o), o))
+    out = []
+    for name in pictures[:limit]:
+        uri = _thumbnail(folder / name)
+        if uri:
+            out.append((name, uri))
+    return out
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.4em;vertical-align:top;text-align:left}
+.passed{color:#17803d}.failed,.timeout,.kernel-died{color:#b3261e;font-weight:600}.skipped{color:#777}
+.thumbs img{max-height:192px;margin:0 .3em .3em 0;border:1px solid #ccc}
+code,pre{background:#f5f5f5;padding:.1em .3em}pre{white-space:pre-wrap;max-height:20em;overflow:auto}
+.num{text-align:right;white-space:nowrap}
+"""
+
+
+def render_html(report: dict, root: Path) -> str:
+    esc = html.escape
+    profiles = report.get("profiles") or [report["profile"]]
+    rows = []
+    for r in report["results"]:
+        status = r["status"]
+        folder = root / (r.get("executed", r["notebook"] + ".ipynb")).removesuffix(".ipynb")
+        thumbs = "".join(f'<img src="{uri}" title="{esc(name)}" alt="{esc(name)}">'
+                         for name, uri in previews(folder, r.get("outputs") or []))
+        detail = ""
+        if r.get("error"):
+            e = r["error"]
+            detail = (f"<div><b>{esc(e.get('class', ''))}</b> <code>{esc(e.get('signature', ''))}</code> "
+                      f"{esc(e['ename'])}: {esc(e['evalue'][:500])}"
+                      + (f" (cell {e['cell']})" if e.get("cell") is not None else "") + "</div>"
+                      + (f"<details><summary>traceback</summary><pre>{esc(e['traceback'])}</pre></details>"
+                         if e.get("traceback") else ""))
+        elif r.get("reason"):
+            detail = f"<div>{esc(r['reason'])}</div>"
+        if r.get("partial_files"):
+            detail += f"<div>partial files (not results): {esc(', '.join(r['partial_files'][:8]))}</div>"
+        slow = sorted(r.get("cells") or [], key=lambda c: -c["duration_s"])[:3]
+        cells = ", ".join(f"cell {c['index']}: {c['duration_s']:.1f} s" for c in slow)
+        outs = len(r.get("outputs") or [])
+        rows.append(
+            f"<tr><td><b>{esc(r['notebook'])}</b><br><small>{esc(str(r.get('profile', '')))}</small></td>"
+            f'<td class="{status.replace(" ", "-")}">{esc(status)}{" (resumed)" if r.get("resumed") else ""}</td>'
+            f'<td class="num">{r.get("duration_s", 0):.1f} s</td>'
+            f'<td class="num">{_mib(r.get("host_peak_mib"))}</td><td class="num">{_mib(r.get("gpu_peak_mib"))}</td>'
+            f'<td><div class="thumbs">{thumbs}</div>{detail}'
+            f'<small>{outs} output file(s){" · slowest " + esc(cells) if cells else ""}</small></td></tr>')
+    versions = ", ".join(f"{k} {v}" for k, v in report.get("versions", {}).items() if v)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Notebook run {esc(report['started'])}</title>"
+            f"<style>{_CSS}</style></head><body><h1>Notebook run — {esc(', '.join(profiles))}</h1>"
+            f"<p>{esc(headline(report))} · {report.get('workers', 1)} worker(s)"
+            f"{' · GPUs ' + esc(', '.join(report['gpus'])) if report.get('gpus') else ''}</p>"
+            "<table><tr><th>notebook</th><th>status</th><th>duration</th><th>peak host MiB</th><th>peak GPU MiB</th>"
+            f"<th>outputs</th></tr>{''.join(rows)}</table><p><small>{esc(versions)} · report schema "
+            f"{report.get('schema')}</small></p></body></html>")
+
+
+# ------------------------------------------------------------------------------------------------ JUnit
+def junit(report: dict) -> str:
+    suites = ET.Element("testsuites", name="genai-notebooks")
+    by_profile: dict[str, list[dict]] = {}
+    for r in report["results"]:
+        by_profile.setdefault(str(r.get("profile", report.get("profile"))), []).append(r)
+    for profile, results in by_profile.items():
+        suite = ET.SubElement(suites, "testsuite", name=f"notebooks.{profile}", tests=str(len(results)),
+                              failures=str(sum(r["status"] == "failed" for r in results)),
+                              errors=str(sum(r["status"] in ("timeout", "kernel died") for r in results)),
+                              skipped=str(sum(r["status"] == "skipped" for r in results)),
+                              time=f"{sum(r.get('duration_s', 0) for r in results):.2f}",
+                              timestamp=report["started"])
+        for r in results:
+            case = ET.SubElement(suite, "testcase", classname=f"notebooks.{profile}", name=r["notebook"],
+                                 time=f"{r.get('duration_s', 0):.2f}")
+            e = r.get("error")
+            if r["status"] == "skipped":
+                ET.SubElement(case, "skipped", message=r.get("reason", ""))
+            elif r["status"] in BAD and e:
+                tag = "failure" if r["status"] == "failed" else "error"
+                node = ET.SubElement(case, tag, type=e.get("class", "other"),
+                                     message=f"[{e.get('signature', '')}] {e['ename']}: {e['evalue'][:300]}")
+                node.text = e.get("traceback") or e["evalue"]
+            if r.get("outputs"):
+                ET.SubElement(case, "system-out").text = "\n".join(r["outputs"])
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- compare
+def compare(old: dict, new: dict, slower: float = SLOWER) -> dict:
+    """New failures, fixes, failures that stayed (same or another signature), and passes > ``slower``× slower."""
+    a, b = _results(old), _results(new)
+    out = {"new_failures": [], "fixed": [], "still_failing": [], "slower": [], "added": sorted(set(b) - set(a)),
+           "removed": sorted(set(a) - set(b))}
+    for key in sorted(set(a) & set(b)):
+        ra, rb = a[key], b[key]
+        bad_a, bad_b = ra["status"] in BAD, rb["status"] in BAD
+        sig = lambda r: (r.get("error") or {}).get("signature")  # noqa: E731
+        if bad_b and not bad_a:
+            out["new_failures"].append({"key": key, "status": rb["status"], "error": _error_text(rb)})
+        elif bad_a and not bad_b and rb["status"] == "passed":
+            out["fixed"].append({"key": key})
+        elif bad_a and bad_b:
+            out["still_failing"].append({"key": key, "same": sig(ra) == sig(rb) and sig(ra) is not None,
+                                         "error": _error_text(rb)})
+        elif ra["status"] == rb["status"] == "passed" and ra.get("duration_s") and not rb.get("resumed"):
+            ratio = rb["duration_s"] / ra["duration_s"]
+            if ratio > slower:
+                out["slower"].append({"key": key, "old_s": ra["duration_s"], "new_s": rb["duration_s"],
+                                      "ratio": round(ratio, 2)})
+    for r in b.values():  # a failure new to this run also counts when the notebook did not exist before
+        key = f"{r.get('profile', new.get('profile'))}/{r['notebook']}"
+        if key in out["added"] and r["status"] in BAD:
+            out["new_failures"].append({"key": key, "status": r["status"], "error": _error_text(r)})
+    return out
+
+
+def compare_markdown(diff: dict, old: dict, new: dict) -> str:
+    lines = [f"# Compared: {old['started']} → {new['started']}", ""]
+    sections = [("New failures", "new_failures", lambda d: f"{d['key']}: {d['status']} — {d['error']}"),
+                ("Fixed", "fixed", lambda d: d["key"]),
+                (f"More than {SLOWER}× slower", "slower",
+                 lambda d: f"{d['key']}: {d['old_s']:.1f} s → {d['new_s']:.1f} s (×{d['ratio']})"),
+                ("Still failing", "still_failing",
+                 lambda d: f"{d['key']}: {'same failure' if d['same'] else 'a different failure'} — {d['error']}"),
+                ("Added", "added", str), ("Removed", "removed", str)]
+    for title, key, fmt in sections:
+        items = diff[key]
+        lines.append(f"## {title} ({len(items)})")
+        lines += [f"- {fmt(d)}" for d in items] or ["- none"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
+    """All four forms, each written atomically. Returns {format: path}."""
     out_dir = Path(out_dir)
-    js = write_json(out_dir / "report.json", report)
-    md = out_dir / "report.md"
-    with atomic_path(md) as tmp:
-        tmp.write_text(markdown(report), encoding="utf-8")
-    return js, md
+    paths = {"json": write_json(out_dir / "report.json", report)}
+    for fmt, name, text in (("md", "report.md", lambda: markdown(report)),
+                            ("html", "report.html", lambda: render_html(report, out_dir)),
+                            ("junit", "junit.xml", lambda: junit(report))):
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_text(text(), encoding="utf-8")
+        paths[fmt] = out_dir / name
+    return paths

@@ -11,10 +11,10 @@ RUN_ENV := HF_HUB_OFFLINE=1 GENHELPERS_CACHE=$(CURDIR)/.cache/genhelpers
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml genhelpers/tested-versions.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev]' -c genhelpers/tested-versions.txt
 	touch $@
 
 run: setup  ## every notebook, smoke profile, CPU; outputs + report in outputs/smoke/

@@ -1,4 +1,4 @@
-"""`genhelpers run | report | doctor | tiny`."""
+"""`genhelpers run | report | doctor | tiny | kaggle`."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +62,29 @@ def cmd_tiny(a) -> int:
     return 0
 
 
+def cmd_kaggle(a) -> int:
+    from . import kaggle
+
+    if a.action == "build":
+        m = kaggle.build(a.profile, a.out, a.user, a.notebooks, only=a.only, machine=a.machine,
+                         private=not a.public, internet=not a.no_internet, wheelhouse=not a.no_wheelhouse)
+        print(f"wrote {len(m['kernels'])} push folder(s) and the dataset {m['dataset']} into {a.out}:")
+        for k in m["kernels"]:
+            print(f"  {k['folder']}/  ->  kaggle kernels push -p {Path(a.out) / k['folder']}")
+        print(f"next: genhelpers kaggle push {a.out}   (first time: --new-dataset)")
+    elif a.action == "push":
+        for kid in kaggle.push(a.dir, new_dataset=a.new_dataset):
+            print(f"pushed {kid}")
+    elif a.action == "status":
+        for name, state in kaggle.status(a.dir).items():
+            print(f"{name}: {state}")
+    else:
+        report = kaggle.collect(a.dir, a.out)
+        print(f"report: {Path(a.out) / 'report.html'} · " + ", ".join(f"{n} {k}" for k, n in report["summary"].items()
+                                                                       if n))
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="genhelpers", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -92,10 +115,32 @@ def main(argv=None) -> int:
     t.add_argument("--out", default=None, help="folder for the twins (default: the genhelpers cache)")
     t.add_argument("--force", action="store_true", help="rebuild even if cached")
     t.set_defaults(fn=cmd_tiny)
+    k = sub.add_parser("kaggle", help="run the notebooks on Kaggle GPUs with the official kaggle client")
+    ksub = k.add_subparsers(dest="action", required=True)
+    kb = ksub.add_parser("build", help="push folders (notebook + kernel-metadata.json) and the wheel dataset")
+    kb.add_argument("--user", required=True, help="your Kaggle user name")
+    kb.add_argument("--profile", default="kaggle-t4")
+    kb.add_argument("--out", default="outputs/kaggle-build")
+    kb.add_argument("--only", nargs="+", metavar="NOTEBOOK")
+    kb.add_argument("--machine", default="T4x2", help="T4x2 (NvidiaTeslaT4) or P100")
+    kb.add_argument("--public", action="store_true", help="publish the notebooks (default: private)")
+    kb.add_argument("--no-internet", action="store_true", help="run offline (weights must be attached)")
+    kb.add_argument("--no-wheelhouse", action="store_true", help="leave out the tested versions' wheels")
+    kb.add_argument("--notebooks", default=str(REPO_NOTEBOOKS))
+    for action, text in (("push", "upload the dataset and push every notebook"),
+                         ("status", "each pushed notebook's status"),
+                         ("collect", "download the outputs and write the report")):
+        ka = ksub.add_parser(action, help=text)
+        ka.add_argument("dir", nargs="?", default="outputs/kaggle-build", help="the folder kaggle build wrote")
+        if action == "push":
+            ka.add_argument("--new-dataset", action="store_true", help="create the dataset (first push)")
+        if action == "collect":
+            ka.add_argument("--out", default="outputs/kaggle", help="where the outputs and report go")
+    k.set_defaults(fn=cmd_kaggle)
     a = p.parse_args(argv)
     try:
         return a.fn(a)
-    except ValueError as e:
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as e:
         print(f"genhelpers {a.cmd}: {e}", file=sys.stderr)
         return 2
 

@@ -38,3 +38,30 @@ def test_ensure_explains_when_pip_cannot(monkeypatch):
         stack.ensure(run=failed)
     with pytest.raises(RuntimeError, match="Run: .*pip install -U 'transformers>=5.0'"):
         stack.ensure(upgrade=False)
+
+
+def test_tested_versions_are_installed_here():
+    """make setup installs the tested versions; the Kaggle wheelhouse carries the same."""
+    from importlib.metadata import version
+
+    pins = stack.tested()
+    assert set(pins) == {"diffusers", "transformers", "huggingface-hub", "accelerate"}
+    assert all(version(name) == v for name, v in pins.items())
+
+
+def test_an_attached_wheelhouse_brings_the_tested_versions(tmp_path, monkeypatch, capsys):
+    wh = tmp_path / "input" / "genhelpers-wheel" / "wheelhouse"
+    wh.mkdir(parents=True)
+    (wh / "tested-versions.txt").write_text("diffusers==0.42.1\ntransformers==5.24.0\n")
+    monkeypatch.setenv("GENHELPERS_KAGGLE_INPUT", str(tmp_path / "input"))
+    assert stack.find_wheelhouse() == wh
+    calls = []
+    ok = lambda cmd, **k: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", "")  # noqa: E731
+    image = {"diffusers": "0.36.0", "transformers": "5.24.0"}.get
+    assert stack.install_tested(wh, run=ok, installed=image) == ["diffusers==0.42.1"]
+    assert calls[0][3:] == ["install", "-q", "--no-index", "--find-links", str(wh), "diffusers==0.42.1"]
+    assert "tested versions from the attached wheelhouse: diffusers==0.42.1" in capsys.readouterr().out
+    assert stack.install_tested(wh, run=ok, installed={"diffusers": "0.42.1", "transformers": "5.24.0"}.get) == []
+    bad = lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution")  # noqa: E731
+    assert stack.install_tested(wh, run=bad, installed=image) == []
+    assert "keeping the image's" in capsys.readouterr().out

@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml genhelpers/tested-versions.txt
 	$(PIP) -e '.[dev]' -c genhelpers/tested-versions.txt
 	touch $@
 
-run: setup  ## every notebook, smoke profile, CPU; outputs + report in outputs/smoke/
-	$(RUN_ENV) $(VENV)/bin/genhelpers run --profile smoke --out outputs/smoke
+WORKERS ?= 2
+run: setup  ## every notebook, smoke profile, CPU, $(WORKERS) at a time; outputs + report.html in outputs/smoke/
+	$(RUN_ENV) $(VENV)/bin/genhelpers run --profile smoke --workers $(WORKERS) --force --out outputs/smoke
 
 test: setup  ## the whole test suite
 	$(RUN_ENV) $(PY) -m pytest -q

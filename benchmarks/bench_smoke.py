@@ -1,10 +1,11 @@
 """Timings of the CPU smoke tier, written to benchmarks/results.json (never asserted in tests).
 
-1. wall time of the smoke tier as `make run` executes it (`genhelpers run --profile smoke`), with a cold twin
-   cache (first run on a machine: twins are built) and warm (median of the following runs);
+1. wall time of the smoke tier as `make run` executes it (`genhelpers run --profile smoke --workers N`), for
+   N = 1 and 2, with a cold twin cache (first run on a machine: twins are built) and warm (median of the
+   following runs);
 2. the overhead of genhelpers.load over a bare DiffusionPipeline.from_pretrained of the same tiny twin,
    in one warm process, alternating the two, median of several runs each.
-Usage: python benchmarks/bench_smoke.py [--runs N] [--loads N]
+Usage: python benchmarks/bench_smoke.py [--runs N] [--loads N] [--workers 1 2]
 """
 from __future__ import annotations
 
@@ -23,23 +24,30 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 
 
-def smoke_tier(runs: int) -> dict:
-    walls = []
+def smoke_tier(runs: int, workers: int) -> dict:
+    """Cold (twins built) then ``runs`` warm runs of the smoke tier with ``workers`` parallel kernels, each run
+    in a fresh output folder seeded with the previous report (so longest-first ordering applies, as in make run)."""
+    walls, previous = [], None
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "GENHELPERS_CACHE": cache}
         for i in range(runs + 1):
             with tempfile.TemporaryDirectory() as out:
+                if previous:
+                    (Path(out) / "report.json").write_text(previous)
                 t0 = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "genhelpers.cli", "run", "--profile", "smoke", "--out", out],
-                               env=env, check=True, capture_output=True)
+                subprocess.run([sys.executable, "-m", "genhelpers.cli", "run", "--profile", "smoke", "--force",
+                                "--workers", str(workers), "--out", out], env=env, check=True, capture_output=True)
                 walls.append(time.perf_counter() - t0)
-                report = json.loads((Path(out) / "report.json").read_text())
-            print(f"  smoke tier run {i + 1}: {walls[-1]:.1f} s ({'cold' if i == 0 else 'warm'} twin cache)")
-    return {"notebooks": [r["notebook"] for r in report["results"]],
+                previous = (Path(out) / "report.json").read_text()
+                report = json.loads(previous)
+            print(f"  {workers} worker(s), run {i + 1}: {walls[-1]:.1f} s ({'cold' if i == 0 else 'warm'} twin cache)")
+    return {"workers": workers,
+            "notebooks": [r["notebook"] for r in report["results"]],
             "cold_cache_s": round(walls[0], 2),
             "warm_median_s": round(statistics.median(walls[1:]), 2),
             "warm_runs_s": [round(w, 2) for w in walls[1:]],
-            "per_notebook_s": {r["notebook"]: r["duration_s"] for r in report["results"]}}
+            "per_notebook_s": {r["notebook"]: r["duration_s"] for r in report["results"]},
+            "peak_host_mib": {r["notebook"]: r.get("host_peak_mib") for r in report["results"]}}
 
 
 def load_overhead(n: int) -> dict:
@@ -76,12 +84,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--loads", type=int, default=15)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
     a = ap.parse_args()
     from genhelpers.media import versions
     from genhelpers.runtime import detect
 
     print("smoke tier …")
-    smoke = smoke_tier(a.runs)
+    smoke = {f"workers_{w}": smoke_tier(a.runs, w) for w in a.workers}
     print("load overhead …")
     load = load_overhead(a.loads)
     result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # other benchmarks' sections stay

@@ -142,15 +142,22 @@ def host_memory() -> int:
         return 0
 
 
+MAX_THREADS = "GENHELPERS_MAX_THREADS"
+
+
 def detect(dtype: str = "auto", threads: int | None = None, environ=None, gpus=None) -> Runtime:
     """Detect the machine. ``threads`` fixes torch's CPU thread count (bit-reproducible CPU runs need a
-    fixed count); ``gpus`` lets a caller describe a machine instead of probing this one."""
+    fixed count), capped by the environment variable GENHELPERS_MAX_THREADS when the runner shares the cores
+    between parallel notebooks; ``gpus`` lets a caller describe a machine instead of probing this one."""
     import torch
 
     if threads is not None:
         if int(threads) < 1:
             raise ValueError(f"cpu_threads={threads} must be a positive number of threads (None: torch's default)")
         torch.set_num_threads(int(threads))
+    cap = int(os.environ.get(MAX_THREADS, "0") or 0)  # set by `genhelpers run --workers N`: cores shared out
+    if cap and torch.get_num_threads() > cap:
+        torch.set_num_threads(cap)
     gpus = list_gpus() if gpus is None else tuple(gpus)
     return Runtime(
         platform=detect_platform(environ),

@@ -225,3 +225,33 @@ def test_cli_doctor_and_tiny(tmp_path, capsys):
     from genhelpers.tiny import TWIN_VERSION
 
     assert (tmp_path / f"sdxl-vae-fp16-fix-v{TWIN_VERSION}" / "config.json").is_file()
+
+
+def test_nightly_canary_runs_the_smoke_tier_with_tested_and_newest_versions():
+    from .conftest import REPO
+
+    flow = __import__("yaml").safe_load((REPO / ".github" / "workflows" / "canary.yml").read_text())
+    triggers = flow.get("on") or flow.get(True)  # YAML 1.1 reads a bare `on` as true
+    assert triggers["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"]  # every night
+    smoke = flow["jobs"]["smoke"]
+    assert smoke["strategy"]["matrix"]["stack"] == ["tested", "newest"] and not smoke["strategy"]["fail-fast"]
+    runs = "\n".join(step.get("run", "") for step in smoke["steps"])
+    assert "-c genhelpers/tested-versions.txt" in runs and "pip install -q -U diffusers transformers" in runs
+    assert "download.pytorch.org/whl/cpu" in runs  # never the multi-GB CUDA build
+    assert "genhelpers run --profile smoke --workers 2" in runs
+    upload = next(s for s in smoke["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()" and "report.*" in upload["with"]["path"]
+    assert "report --compare" in "\n".join(s.get("run", "") for s in flow["jobs"]["compare"]["steps"])
+
+
+def test_longest_notebook_starts_first(collection, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text(json.dumps({"profile": "smoke", "results": [
+        {"notebook": "good", "status": "passed", "duration_s": 1.0},
+        {"notebook": "bad", "status": "passed", "duration_s": 50.0}]}))
+    lines = []
+    report = run_collection("smoke", collection, out, progress=lines.append)
+    finished = [line.split()[2] for line in lines if line.startswith("[")]
+    assert finished == ["smoke/bad", "smoke/good"]  # the slow one went first
+    assert [r["notebook"] for r in report["results"]] == ["good", "bad"]  # the report keeps the collection's order

@@ -58,8 +58,8 @@ def markdown(report: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- HTML
-THUMB = 192
-INLINE_GIF_BYTES = 1_500_000
+THUMB = 160  # pixels high
+GIF_FRAMES = 48
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -67,37 +67,34 @@ def _data_uri(data: bytes, mime: str) -> str:
 
 
 def _thumbnail(path: Path) -> str | None:
-    """A small inline preview: GIFs as they are (they move) when small, pictures shrunk to a thumbnail."""
-    from PIL import Image
+    """A small inline preview: GIFs shrunk frame by frame (they still move), pictures as a small JPEG."""
+    from PIL import Image, ImageSequence
 
     try:
-        if path.suffix == ".gif" and path.stat().st_size <= INLINE_GIF_BYTES:
-            return _data_uri(path.read_bytes(), "image/gif")
         with Image.open(path) as im:
-            im.seek(0)
-            im = im.convert("RGB")
-            im.thumbnail((THUMB * 2, THUMB))
+            scale = min(1.0, THUMB / im.height)
+            size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
             buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=80)
+            if path.suffix.lower() == ".gif" and getattr(im, "n_frames", 1) > 1:
+                frames = [f.convert("RGB").resize(size) for f in ImageSequence.Iterator(im)][:GIF_FRAMES]
+                frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                               duration=im.info.get("duration", 100))
+                return _data_uri(buf.getvalue(), "image/gif")
+            im.seek(0)
+            im.convert("RGB").resize(size).save(buf, format="JPEG", quality=80)
             return _data_uri(buf.getvalue(), "image/jpeg")
     except (OSError, ValueError):
         return None
 
 
-def previews(folder: Path, outputs: list[str], limit: int = 6) -> list[tuple[str, str]]:
-    """(name, data URI) of the outputs worth a look: grids first, then animations, mesh previews, pictures."""
-    def rank(name: str) -> int:
-        if "grid" in name:
-            return 0
-        if name.endswith(".gif"):
-            return 1
-        if "preview" in name:
-            return 2
-        return 3
-    pictures = sorted((o for o in outputs if o.lower().endswith((".png", ".gif", ".jpg", ".jpeg"))),
-                      key=lambda o: (rank(o), o))
+def previews(folder: Path, outputs: list[str], limit: int = 5) -> list[tuple[str, str]]:
+    """(name, data URI) of the outputs worth a look: grids, animations, mesh previews and strips when there are
+    any (they already show the single pictures), else the first pictures."""
+    pictures = [o for o in outputs if o.lower().endswith((".png", ".gif", ".jpg", ".jpeg"))]
+    summary = sorted((o for o in pictures if o.endswith(".gif") or any(w in o for w in ("grid", "preview", "strip"))),
+                     key=lambda o: (0 if "grid" in o else 1 if o.endswith(".gif") else 2, o))
     out = []
-    for name in pictures[:limit]:
+    for name in (summary or sorted(pictures))[:limit]:
         uri = _thumbnail(folder / name)
         if uri:
             out.append((name, uri))
@@ -109,7 +106,7 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:.4em;vertical-align:top;text-align:left}
 .passed{color:#17803d}.failed,.timeout,.kernel-died{color:#b3261e;font-weight:600}.skipped{color:#777}
-.thumbs img{max-height:192px;margin:0 .3em .3em 0;border:1px solid #ccc}
+.thumbs img{height:160px;margin:0 .3em .3em 0;border:1px solid #ccc}
 code,pre{background:#f5f5f5;padding:.1em .3em}pre{white-space:pre-wrap;max-height:20em;overflow:auto}
 .num{text-align:right;white-space:nowrap}
 """
@@ -122,7 +119,7 @@ def render_html(report: dict, root: Path) -> str:
     for r in report["results"]:
         status = r["status"]
         folder = root / (r.get("executed", r["notebook"] + ".ipynb")).removesuffix(".ipynb")
-        thumbs = "".join(f'<img src="{uri}" title="{esc(name)}" alt="{esc(name)}">'
+        thumbs = "".join(f'<img src="{uri}" height="{THUMB}" title="{esc(name)}" alt="{esc(name)}">'
                          for name, uri in previews(folder, r.get("outputs") or []))
         detail = ""
         if r.get("error"):

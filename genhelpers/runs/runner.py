@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from ..media import versions, write_json
+from ..runtime import MAX_THREADS
 from ..widgets import HEADLESS
 from . import errors
 from .report import SCHEMA, write_report
@@ -181,7 +182,7 @@ def _kill(procs) -> None:
 
 
 class _Running:
-    def __init__(self, job: Job, slot: int, gpu: str | None, cell_timeout: int | None):
+    def __init__(self, job: Job, slot: int, gpu: str | None, cell_timeout: int | None, threads: int | None = None):
         self.job, self.slot, self.gpu = job, slot, gpu
         self.t0 = time.perf_counter()
         self.peak = 0.0
@@ -193,6 +194,8 @@ class _Running:
         env = dict(os.environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
+        if threads:  # parallel kernels share the cores: more threads than cores makes each many times slower
+            env.update({MAX_THREADS: str(threads), "OMP_NUM_THREADS": str(threads)})
         self.log = open(job.out_dir / f".{job.notebook}.worker.log", "w")  # noqa: SIM115 (closed in done())
         self.proc = subprocess.Popen([sys.executable, "-m", "genhelpers.runs.worker", str(self.spec)], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -241,8 +244,10 @@ class _Running:
 def run_jobs(jobs: list[Job], workers: int = 1, timeout: float | None = None, cell_timeout: int | None = None,
              gpus: list[str] | None = None, progress=print, poll_s: float = 0.2) -> list[dict]:
     """Run ``jobs`` with up to ``workers`` at a time; each slot is pinned to ``gpus[slot % len(gpus)]`` when
-    GPUs are given. ``timeout``: seconds per notebook. Results come back in the order of ``jobs``."""
+    GPUs are given. ``timeout``: seconds per notebook. With several workers the CPU cores are shared out
+    (each kernel's torch threads are capped). Results come back in the order of ``jobs``."""
     pending = list(enumerate(jobs))
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     running: dict[int, tuple[int, _Running]] = {}  # slot -> (job index, run)
     results: dict[int, dict] = {}
     total = len(jobs)
@@ -252,7 +257,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, timeout: float | None = None, ce
                 i, job = pending.pop(0)
                 job.out_dir.mkdir(parents=True, exist_ok=True)
                 gpu = gpus[slot % len(gpus)] if gpus else None
-                running[slot] = (i, _Running(job, slot, gpu, cell_timeout))
+                running[slot] = (i, _Running(job, slot, gpu, cell_timeout, threads))
         time.sleep(poll_s)
         for slot, (i, run) in list(running.items()):
             run.sample()
@@ -303,18 +308,20 @@ def plan_jobs(profiles: dict, profile_list: list[str], notebooks_dir: Path, out_
     return jobs, skipped
 
 
+def _last_results(out_dir: Path) -> list[dict]:
+    """The results of the last report in ``out_dir`` (each with its profile), or []."""
+    try:
+        report = json.loads((out_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [{**r, "profile": r.get("profile", report.get("profile"))} for r in report.get("results", [])]
+
+
 def _previous(out_dir: Path) -> dict:
     """Passed results of the last report in ``out_dir`` whose outputs are all still there, by profile/notebook."""
-    path = out_dir / "report.json"
-    if not path.is_file():
-        return {}
-    try:
-        report = json.loads(path.read_text())
-    except ValueError:
-        return {}
     out = {}
-    for r in report.get("results", []):
-        profile = r.get("profile", report.get("profile"))
+    for r in _last_results(out_dir):
+        profile = r["profile"]
         folder = Path(r.get("parameters", {}).get("output_dir", ""))
         if r.get("status") == "passed" and all((folder / o).is_file() for o in r.get("outputs", [])):
             out[f"{profile}/{r['notebook']}"] = r
@@ -350,6 +357,9 @@ def run_collection(profile, notebooks_dir: str | Path, out_dir: str | Path, only
     profiles = load_profiles(profiles_file or notebooks_dir / "profiles.yaml")
     profile_list = [profile] if isinstance(profile, str) else list(profile)
     jobs, skipped = plan_jobs(profiles, profile_list, notebooks_dir, out_dir, only, skip, overrides)
+    # longest first (durations of the last run here), so a long notebook does not start last and run alone
+    last = {f"{r.get('profile')}/{r['notebook']}": r.get("duration_s") or 0.0 for r in _last_results(out_dir)}
+    jobs.sort(key=lambda j: -last.get(j.key, float("inf")))
     reused = {}
     if not force:
         previous = _previous(out_dir)

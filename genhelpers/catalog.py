@@ -238,6 +238,21 @@ ENTRIES = {
                   "genhelpers.pipelines.mvdream.convert_original.",
         ),
         Entry(
+            key="imagedream",
+            repo="ashawkey/imagedream-ipmv-diffusers",
+            cls="MVDreamPipeline",
+            title="ImageDream (ipmv): a picture (and optional text) to four consistent views",
+            licence="CreativeML OpenRAIL-M (weights, see the model card); code MIT",
+            licence_url="https://huggingface.co/Peng-Wang/ImageDream",
+            paper="https://arxiv.org/abs/2312.02201",
+            # UNet: ../shared/reference/mvdream/unet_imagedream_state_dict.json; the image encoder is the ViT-H/14
+            # vision tower without projection (counted from its config; no published figure on file)
+            params={"unet": 941_672_900, "text_encoder": 340_387_840, "vae": 83_653_863, "image_encoder": 630_766_080},
+            params_exact=False,
+            activations_gib_per_mp=2.0,
+            defaults={"steps": 50, "guidance": 5.0, "height": 256, "width": 256, "frames": 4},
+        ),
+        Entry(
             key="controlnet-zp11-depth",
             repo="sudo-ai/controlnet-zp11-depth-v1",
             cls="ControlNetModel",

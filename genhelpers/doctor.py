@@ -35,7 +35,8 @@ def job(params: dict) -> tuple[list[str], dict]:
     defaults = first.defaults if first else {}
     size = {"height": params.get("height", defaults.get("height", 1024)),
             "width": params.get("width", defaults.get("width", 1024)),
-            "frames": params.get("frames", 1), "batch": params.get("num_images", params.get("batch", 1))}
+            "frames": params.get("frames", 1),
+            "batch": params.get("num_images", params.get("batch", params.get("views", 1)))}
     if "frame_size" in params:  # Shap-E renders frame_size² views
         size.update(height=params["frame_size"], width=params["frame_size"])
     size["generates"] = "height" in params or "frame_size" in params or "height" in defaults

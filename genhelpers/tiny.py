@@ -484,6 +484,25 @@ def mvdream():
                            tokenizer=clip_tokenizer(pad_token="!"), unet=unet, scheduler=scheduler)
 
 
+# ImageDream: the same with ip_dim=16 image tokens, and a CLIP vision tower that keeps the published width 1280
+# (the image-prompt resampler reads 1280-wide features) with two thin layers; the SD2 setup otherwise.
+def imagedream():
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    from .pipelines.mvdream import MultiViewUNetModel
+
+    pipe = mvdream()
+    _seeded(SEED + 14)
+    pipe.unet = MultiViewUNetModel(**{**{k: v for k, v in pipe.unet.config.items() if not k.startswith("_")},
+                                      "ip_dim": 16}).eval()
+    vision = CLIPVisionModel(CLIPVisionConfig(hidden_size=1280, intermediate_size=64, num_hidden_layers=2,
+                                              num_attention_heads=10, image_size=224, patch_size=14)).eval()
+    pipe.register_modules(unet=pipe.unet, image_encoder=vision,
+                          feature_extractor=CLIPImageProcessor(size={"shortest_edge": 224},
+                                                               crop_size={"height": 224, "width": 224}))
+    return pipe
+
+
 BUILDERS = {
     "sdxl-base": sdxl_base,
     "sdxl-refiner": sdxl_refiner,
@@ -501,6 +520,7 @@ BUILDERS = {
     "zero123plus-v1.2": zero123plus_v12,
     "controlnet-zp11-depth": controlnet_zp11_depth,
     "mvdream": mvdream,
+    "imagedream": imagedream,
 }
 
 

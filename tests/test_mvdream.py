@@ -199,6 +199,44 @@ def test_imagedream_unet_uses_the_image_tokens():
         unet(x, 10, text, camera=cam, num_frames=5)
 
 
+# ------------------------------------------------------------------------------------------- ImageDream
+@pytest.fixture(scope="module")
+def image_pipe(twins):
+    from genhelpers.runtime import detect
+
+    p = genhelpers.load("tiny:imagedream", detect(threads=2), quiet=True)
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def test_imagedream_twin_has_the_published_index(twins):
+    index = json.loads((twins["imagedream"] / "model_index.json").read_text())
+    published_index = reference("pipeline_layout.json")["imagedream_ipmv"]["model_index.json"]
+    assert {k: v for k, v in index.items() if k != "_diffusers_version"} == \
+        {k: v for k, v in published_index.items() if k != "_diffusers_version"}
+    assert json.loads((twins["imagedream"] / "unet" / "config.json").read_text())["ip_dim"] == 16
+
+
+def test_imagedream_views_follow_the_picture(image_pipe):
+    from PIL import Image
+
+    red, blue = Image.new("RGB", (300, 300), (220, 30, 30)), Image.new("RGB", (300, 300), (30, 30, 220))
+    a = run(image_pipe, image=red)
+    assert a.shape == (4, 256, 256, 3)  # the reference frame is dropped
+    assert np.array_equal(a, run(image_pipe, image=red))
+    assert not np.allclose(a, run(image_pipe, image=blue))
+    assert image_pipe("", image=red, num_inference_steps=1, output_type="np").shape == (4, 256, 256, 3)
+    with pytest.raises(ValueError, match="ImageDream model: pass image="):
+        run(image_pipe)
+
+
+def test_an_image_needs_imagedream(pipe):
+    from PIL import Image
+
+    with pytest.raises(ValueError, match="image= needs an ImageDream model"):
+        run(pipe, image=Image.new("RGB", (64, 64)))
+
+
 # ----------------------------------------------------------------------------------------------- errors
 def test_bad_input_is_refused_before_any_work(pipe):
     with pytest.raises(ValueError, match=r"camera has shape \(3, 16\) but num_frames=4"):

@@ -483,8 +483,18 @@ def test_mvdream_nbval(mvdream_run, tmp_path):
     assert_reproduces(out / "mvdream.ipynb", tmp_path)
 
 
+def test_imagedream_through_the_same_notebook(tmp_path):
+    result = run_notebook(NOTEBOOKS / "mvdream.ipynb", {**PROFILES["mvdream"]["smoke"], "model": "tiny:imagedream"},
+                          tmp_path)
+    assert result["status"] == "passed", result.get("error")
+    assert len(list((tmp_path / "mvdream").glob("view_00*.png"))) == 4
+    side = json.loads((tmp_path / "mvdream" / "view_000.json").read_text())
+    assert side["models"][0]["ref"] == "tiny:imagedream" and side["parameters"]["image"] is None
+
+
 @pytest.mark.parametrize("override, ename, evalue, stops_at", [
     ({"height": 250}, "ParameterError", "height=250 must be a multiple of 8", "genhelpers.check("),
+    ({"image": "picture"}, "ParameterError", "needs an ImageDream model", "genhelpers.check("),
     ({"elevation": 120}, "ParameterError", "elevation=120 must be an angle", "genhelpers.check("),
     ({"views": 0}, "ParameterError", "views=0 must be a whole number", "genhelpers.check("),
     ({"model": "broken"}, "ValueError", "missing component(s) unet", "genhelpers.load("),
@@ -492,6 +502,9 @@ def test_mvdream_nbval(mvdream_run, tmp_path):
 def test_mvdream_bad_input(tmp_path, twins, override, ename, evalue, stops_at):
     import shutil
 
+    if override.get("image") == "picture":
+        Image.new("RGB", (300, 300)).save(tmp_path / "picture.png")
+        override = {"image": str(tmp_path / "picture.png")}
     if override.get("model") == "broken":
         shutil.copytree(twins["mvdream"], tmp_path / "broken")
         shutil.rmtree(tmp_path / "broken" / "unet")

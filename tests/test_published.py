@@ -28,6 +28,7 @@ PUBLISHED = {
     ("mvdream", "unet"): 867_572_164,
     ("mvdream", "text_encoder"): 340_387_840,
     ("mvdream", "vae"): 83_653_863,
+    ("imagedream", "unet"): 941_672_900,  # ../shared/reference/mvdream/unet_imagedream_state_dict.json
 }
 
 

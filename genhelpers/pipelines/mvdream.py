@@ -360,8 +360,13 @@ COMPONENTS = {  # folder -> (library, class) we load it with: always our own or 
 }
 
 
+OPTIONAL = {"feature_extractor": "CLIPImageProcessor", "image_encoder": "CLIPVisionModel"}  # ImageDream
+
+
 class MVDreamPipeline(DiffusionPipeline):
-    """Text -> ``num_frames`` views of one object (4 by default, 256×256) around a circle of cameras."""
+    """Text -> ``num_frames`` views of one object (4 by default, 256×256) around a circle of cameras. Loaded
+    from an ImageDream folder (a UNet with ``ip_dim`` and a CLIP image encoder) it also takes ``image``: the
+    views then show the pictured object, the prompt is optional."""
 
     model_cpu_offload_seq = "text_encoder->unet->vae"
     _optional_components = ["feature_extractor", "image_encoder"]
@@ -404,8 +409,13 @@ class MVDreamPipeline(DiffusionPipeline):
             elif name == "text_encoder":
                 kwargs = dict(dtype=dtype, variant=variant, use_safetensors=use_safetensors)
             loaded[name] = klass.from_pretrained(path, subfolder=name, **kwargs)
-        for name in cls._optional_components:
-            loaded[name] = components.get(name)
+        for name, cls_name in OPTIONAL.items():  # ImageDream's image prompt encoder, when the index lists it
+            if components.get(name) is not None or not (index.get(name) or [None])[0]:
+                loaded[name] = components.get(name)
+                continue
+            klass = getattr(transformers, cls_name)
+            kwargs = dict(dtype=dtype, use_safetensors=use_safetensors) if name == "image_encoder" else {}
+            loaded[name] = klass.from_pretrained(path, subfolder=name, **kwargs)
         return cls(**loaded, requires_safety_checker=bool(index.get("requires_safety_checker", False)))
 
     def save_pretrained(self, save_directory, **kwargs):
@@ -422,9 +432,15 @@ class MVDreamPipeline(DiffusionPipeline):
                              truncation=True, return_tensors="pt").input_ids
         return self.text_encoder(ids.to(device))[0].to(dtype)
 
-    @staticmethod
-    def check_inputs(prompt, height, width, num_frames, camera):
-        if not isinstance(prompt, str) or not prompt.strip():
+    def check_inputs(self, prompt, height, width, num_frames, camera, image=None):
+        if image is not None and (self.image_encoder is None or not self.unet.config.ip_dim):
+            raise ValueError("image= needs an ImageDream model (ashawkey/imagedream-ipmv-diffusers): this MVDream "
+                             "model has no image encoder; describe the object in the prompt instead")
+        if self.unet.config.ip_dim and image is None:
+            raise ValueError("this is an ImageDream model: pass image= (a PIL picture of one object)")
+        if image is not None and prompt == "":
+            pass  # ImageDream may run on the picture alone
+        elif not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"prompt={prompt!r} is empty: describe one object, e.g. 'a wooden toy robot, 3d asset'")
         for name, v in (("height", height), ("width", width)):
             if not isinstance(v, int) or v <= 0 or v % 8:
@@ -441,20 +457,30 @@ class MVDreamPipeline(DiffusionPipeline):
     def __call__(self, prompt: str, negative_prompt: str = "", num_inference_steps: int = 50,
                  guidance_scale: float = 7.0, elevation: float = 0.0, azimuth_start: float = 0.0,
                  num_frames: int = 4, height: int = 256, width: int = 256, camera: torch.Tensor | None = None,
-                 eta: float = 0.0, generator=None, latents=None, output_type: str = "pil"):
+                 eta: float = 0.0, generator=None, latents=None, output_type: str = "pil", image=None):
         """Returns a list of ``num_frames`` views (PIL images, or a numpy array [views, h, w, 3] in [0, 1] with
-        ``output_type="np"``). ``camera`` overrides the circle of cameras given by elevation/azimuth_start."""
-        self.check_inputs(prompt, height, width, num_frames, camera)
+        ``output_type="np"``). ``camera`` overrides the circle of cameras given by elevation/azimuth_start.
+        ``image`` (ImageDream): the object to show; it rides along as one more frame with an all-zero camera."""
+        self.check_inputs(prompt, height, width, num_frames, camera, image)
         device, dtype = self._execution_device, self.unet.dtype
         camera = cameras(num_frames, elevation, azimuth_start) if camera is None else camera
+        frames = num_frames + (image is not None)
+        if image is not None:
+            camera = torch.cat([camera, torch.zeros(1, 16)])
         guided = guidance_scale > 1.0
-        text = self.encode_prompt(prompt, device, dtype).repeat(num_frames, 1, 1)
+        text = self.encode_prompt(prompt, device, dtype).repeat(frames, 1, 1)
         camera = camera.to(device, dtype)
+        extra = {}
+        if image is not None:
+            ip, ip_img = self.encode_image(image, height, width, device, dtype, generator)
+            extra = {"ip": ip.repeat(frames, 1, 1), "ip_img": ip_img}
         if guided:
-            negative = self.encode_prompt(negative_prompt or "", device, dtype).repeat(num_frames, 1, 1)
+            negative = self.encode_prompt(negative_prompt or "", device, dtype).repeat(frames, 1, 1)
             text, camera = torch.cat([negative, text]), torch.cat([camera, camera])
+            if extra:  # the unconditional branch sees no picture: zeros, as ImageDream was trained
+                extra = {k: torch.cat([torch.zeros_like(v), v]) for k, v in extra.items()}
 
-        shape = (num_frames, self.unet.config.in_channels, height // self.vae_scale_factor,
+        shape = (frames, self.unet.config.in_channels, height // self.vae_scale_factor,
                  width // self.vae_scale_factor)
         if latents is None:
             from diffusers.utils.torch_utils import randn_tensor
@@ -466,16 +492,32 @@ class MVDreamPipeline(DiffusionPipeline):
         for t in self.progress_bar(self.scheduler.timesteps):
             x = torch.cat([latents, latents]) if guided else latents
             x = self.scheduler.scale_model_input(x, t)
-            noise = self.unet(x, t, text, camera=camera, num_frames=num_frames)
+            noise = self.unet(x, t, text, camera=camera, num_frames=frames, **extra)
             if guided:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + guidance_scale * (cond - uncond)
             latents = self.scheduler.step(noise, t, latents, **step_kwargs).prev_sample
 
+        latents = latents[:num_frames]  # ImageDream's reference frame is the input, not a view
         images = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
         images = (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
         self.maybe_free_model_hooks()
         return images if output_type == "np" else self.numpy_to_pil(images)
+
+    @torch.no_grad()
+    def encode_image(self, image, height, width, device, dtype, generator=None):
+        """ImageDream's two views of the input picture: the CLIP vision tower's second-to-last hidden states
+        ([1, 257, 1280] for ViT-H/14), and its VAE latent at the output size (written into the reference frame)."""
+        import numpy as np
+
+        pixels = self.feature_extractor(images=image.convert("RGB"), return_tensors="pt").pixel_values
+        hidden = self.image_encoder(pixels.to(device, self.image_encoder.dtype), output_hidden_states=True)
+        ip = hidden.hidden_states[-2].to(dtype)
+        small = np.asarray(image.convert("RGB").resize((width, height)), dtype=np.float32) / 127.5 - 1
+        x = torch.from_numpy(small).permute(2, 0, 1)[None].to(device, self.vae.dtype)
+        posterior = self.vae.encode(x).latent_dist
+        ip_img = posterior.sample(generator) * self.vae.config.scaling_factor
+        return ip, ip_img.to(dtype)
 
     def prepare_extra_step_kwargs(self, generator, eta):
         import inspect

@@ -22,7 +22,8 @@ def screenshot(report_dir: Path, png: Path, width_px: int = 1500, height_px: int
         pdf = Path(tmp) / "report.pdf"
         weasyprint.HTML(report_dir / "report.html").write_pdf(pdf, stylesheets=[page])
         doc = pypdfium2.PdfDocument(pdf)
-        doc[0].render(scale=0.75).to_pil().save(png)
+        page_image = doc[0].render(scale=0.75).to_pil()
+        page_image.quantize(colors=128).save(png, optimize=True)  # a small file to keep in the repository
         doc.close()
     return png
 

@@ -98,7 +98,7 @@ def test_sdxl_smoke_with_refiner(smoke_run):
     assert side["models"][0]["memory_plan"]["name"] == "cpu" and side["runtime"]["threads"] == smoke["cpu_threads"]
     assert side["timings"]["generate_s"] > 0
     assert sorted(result["outputs"]) == sorted(p.name for p in (out / "sdxl").iterdir())
-    assert (out / "report.json").is_file() and "| sdxl | passed |" in (out / "report.md").read_text()
+    assert (out / "report.json").is_file() and "| sdxl | smoke | passed |" in (out / "report.md").read_text()
 
 
 def test_sdxl_smoke_without_refiner(tmp_path):

@@ -81,13 +81,17 @@ def test_imagedream_extra_view_and_opengl_frame():
 
 
 # --------------------------------------------------------------------------------------------- the twin
-@pytest.fixture(scope="module")
-def pipe(twins):
+def quiet_twin(key):
     from genhelpers.runtime import detect
 
-    p = genhelpers.load("tiny:mvdream", detect(threads=2), quiet=True)
+    p = genhelpers.load(f"tiny:{key}", detect(threads=2), quiet=True)
     p.set_progress_bar_config(disable=True)
     return p
+
+
+@pytest.fixture(scope="module")
+def pipe(twins):
+    return quiet_twin("mvdream")
 
 
 def test_twin_has_the_published_folder_layout(twins):
@@ -202,11 +206,7 @@ def test_imagedream_unet_uses_the_image_tokens():
 # ------------------------------------------------------------------------------------------- ImageDream
 @pytest.fixture(scope="module")
 def image_pipe(twins):
-    from genhelpers.runtime import detect
-
-    p = genhelpers.load("tiny:imagedream", detect(threads=2), quiet=True)
-    p.set_progress_bar_config(disable=True)
-    return p
+    return quiet_twin("imagedream")
 
 
 def test_imagedream_twin_has_the_published_index(twins):

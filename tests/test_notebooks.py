@@ -74,6 +74,15 @@ def assert_stopped(result, out_dir, ename, evalue, stops_at):
     assert result["partial_files"] == [] and "outputs" not in result
 
 
+def broken_copy(twin, component, tmp_path) -> str:
+    """A copy of a twin's folder without one component, as a half-finished download leaves it."""
+    import shutil
+
+    shutil.copytree(twin, tmp_path / "broken")
+    shutil.rmtree(tmp_path / "broken" / component)
+    return str(tmp_path / "broken")
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
@@ -439,15 +448,11 @@ def test_zero123plus_nbval(zero123_run, tmp_path):
     ({"model": "broken"}, "ValueError", "missing component(s) vision_encoder", "genhelpers.load("),
 ])
 def test_zero123plus_bad_input(tmp_path, twins, override, ename, evalue, stops_at):
-    import shutil
-
     if override.get("image") == "tiny":
         Image.new("RGB", (64, 64)).save(tmp_path / "tiny.png")
         override = {"image": str(tmp_path / "tiny.png")}
     if override.get("model") == "broken":
-        shutil.copytree(twins["zero123plus-v1.2"], tmp_path / "broken")
-        shutil.rmtree(tmp_path / "broken" / "vision_encoder")
-        override = {"model": str(tmp_path / "broken")}
+        override = {"model": broken_copy(twins["zero123plus-v1.2"], "vision_encoder", tmp_path)}
     result = run_notebook(NOTEBOOKS / "zero123plus.ipynb", {**PROFILES["zero123plus"]["smoke"], **override},
                           tmp_path / "run")
     assert_stopped(result, tmp_path / "run", ename, evalue, stops_at)
@@ -500,14 +505,10 @@ def test_imagedream_through_the_same_notebook(tmp_path):
     ({"model": "broken"}, "ValueError", "missing component(s) unet", "genhelpers.load("),
 ])
 def test_mvdream_bad_input(tmp_path, twins, override, ename, evalue, stops_at):
-    import shutil
-
     if override.get("image") == "picture":
         Image.new("RGB", (300, 300)).save(tmp_path / "picture.png")
         override = {"image": str(tmp_path / "picture.png")}
     if override.get("model") == "broken":
-        shutil.copytree(twins["mvdream"], tmp_path / "broken")
-        shutil.rmtree(tmp_path / "broken" / "unet")
-        override = {"model": str(tmp_path / "broken")}
+        override = {"model": broken_copy(twins["mvdream"], "unet", tmp_path)}
     result = run_notebook(NOTEBOOKS / "mvdream.ipynb", {**PROFILES["mvdream"]["smoke"], **override}, tmp_path / "run")
     assert_stopped(result, tmp_path / "run", ename, evalue, stops_at)

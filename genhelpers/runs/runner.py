@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ..media import versions, write_json
+from ..media import versions
 from ..runtime import MAX_THREADS
 from ..widgets import HEADLESS
 from . import errors
@@ -411,4 +411,4 @@ def failed(report: dict) -> int:
     return sum(s.get(k, 0) for k in ("failed", "timeout", "kernel died"))
 
 
-__all__ = ["Job", "load_profiles", "run_collection", "run_jobs", "run_notebook", "write_json"]
+__all__ = ["Job", "load_profiles", "run_collection", "run_jobs", "run_notebook"]

@@ -19,11 +19,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from . import catalog
-from .media import write_json
+from .media import atomic_dir, write_json
 
 MACHINES = {"T4x2": "NvidiaTeslaT4", "P100": "NvidiaTeslaP100"}  # Kaggle's machine_shape names
 DATASET_SLUG = "genhelpers-wheel"
@@ -119,9 +118,7 @@ def build(profile: str, out, user: str, notebooks_dir=REPO / "notebooks", only=N
         raise ValueError(f"no notebook has a {profile!r} profile" + (f" among {', '.join(only)}" if only else ""))
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"out={str(out)!r} is not empty: choose a new folder (nothing is overwritten)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_dir(out) as work:
         dataset = f"{user}/{DATASET_SLUG}"
         build_dataset(work / DATASET_SLUG, user, wheelhouse=wheelhouse, run=run)
         kernels = []
@@ -138,12 +135,6 @@ def build(profile: str, out, user: str, notebooks_dir=REPO / "notebooks", only=N
                     "dataset_folder": DATASET_SLUG, "kernels": kernels,
                     "built": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         write_json(work / MANIFEST, manifest)
-        if out.exists():
-            out.rmdir()
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -215,7 +206,7 @@ def collect(build_dir, out, run=subprocess.run) -> dict:
     from .media import versions
     from .runs import errors
     from .runs.report import SCHEMA, write_report
-    from .runs.runner import cell_durations, sidecar_facts, summary
+    from .runs.runner import cell_durations, output_files, sidecar_facts, summary
 
     m = _manifest(build_dir)
     out = Path(out)
@@ -246,8 +237,7 @@ def collect(build_dir, out, run=subprocess.run) -> dict:
         facts = sidecar_facts(files_dir)
         r.update(gpu_peak_mib=facts["gpu_peak_mib"], kernel_host_peak_mib=facts["kernel_host_peak_mib"],
                  versions=facts["versions"])
-        files = sorted(str(p.relative_to(files_dir)) for p in files_dir.rglob("*")
-                       if p.is_file() and not p.name.startswith(".") and p.suffix != ".log")
+        files = [f for f in output_files(files_dir) if not f.endswith(".log")]
         if state == "complete":
             r.update(status="passed", outputs=files)
         else:

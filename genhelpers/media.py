@@ -29,6 +29,25 @@ def _publish(tmp: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a temporary folder next to ``path``; on success rename it to ``path`` (which must not exist, or be
+    an empty folder), on error delete it: the folder appears complete or not at all."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        yield work
+        if path.is_dir():
+            path.rmdir()  # only an empty one: rmdir refuses anything else
+        work.rename(path)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path next to ``path``; on success rename it to ``path``, on error delete it."""
     path = Path(path)

@@ -469,17 +469,13 @@ def controlnet_zp11_depth():
 # MVDream: our multi-view UNet at toy width (32 channels: its GroupNorms have 32 groups, as published) with the
 # published block layout, SD2.1's text tower (width 1024 -> 32 here), the SD2 VAE and the published DDIM setup.
 def mvdream():
-    from diffusers import DDIMScheduler
-
-    from .pipelines.mvdream import MultiViewUNetModel, MVDreamPipeline
+    from .pipelines.mvdream import MultiViewUNetModel, MVDreamPipeline, published_scheduler
 
     seed = SEED + 13
     _seeded(seed)
     unet = MultiViewUNetModel(image_size=32, model_channels=32, channel_mult=(1, 2, 2, 2), num_head_channels=16,
                               context_dim=32, camera_dim=16).eval()
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              num_train_timesteps=1000, steps_offset=1, clip_sample=False, set_alpha_to_one=False,
-                              prediction_type="epsilon")
+    scheduler = published_scheduler()
     return MVDreamPipeline(vae=vae(seed, scaling_factor=0.18215, sample_size=256), text_encoder=text_encoder(seed=seed),
                            tokenizer=clip_tokenizer(pad_token="!"), unet=unet, scheduler=scheduler)
 

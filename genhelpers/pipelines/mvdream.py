@@ -534,6 +534,14 @@ PUBLISHED_UNET_CONFIG = dict(image_size=32, in_channels=4, model_channels=320, o
                              transformer_depth=1, context_dim=1024, camera_dim=16, use_checkpoint=False)
 
 
+def published_scheduler():
+    """The published DDIM setup (SD2.1-base's schedule, epsilon prediction)."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                         steps_offset=1, clip_sample=False, set_alpha_to_one=False, prediction_type="epsilon")
+
+
 def unet_from_original(state_dict: dict, config: dict | None = None) -> MultiViewUNetModel:
     """The UNet of an original MVDream/ImageDream checkpoint (keys under ``model.diffusion_model.``), loaded
     strictly into our class at the published config (ImageDream's when the image keys are present)."""
@@ -570,27 +578,16 @@ def convert_original(checkpoint, base, out, half: bool = True, unet_config: dict
     SD2.1 pipeline, e.g. ``genhelpers.load("stabilityai/stable-diffusion-2-1-base", memory=None)``). The
     scheduler is the published DDIM setup. ``unet_config``: the published one unless given. Written atomically:
     ``out`` appears complete or not at all."""
-    import shutil
-    import tempfile
-
-    from diffusers import DDIMScheduler
+    from ..media import atomic_dir
 
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"out={str(out)!r} exists: choose a new folder (nothing is overwritten)")
     unet = unet_from_original(read_checkpoint(checkpoint), unet_config)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              num_train_timesteps=1000, steps_offset=1, clip_sample=False, set_alpha_to_one=False,
-                              prediction_type="epsilon")
+    scheduler = published_scheduler()
     dtype = torch.float16 if half else torch.float32
     pipe = MVDreamPipeline(vae=base.vae.to(dtype), text_encoder=base.text_encoder.to(dtype), tokenizer=base.tokenizer,
                            unet=unet.to(dtype), scheduler=scheduler)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_dir(out) as work:
         pipe.save_pretrained(work, safe_serialization=True)
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return out

@@ -37,7 +37,8 @@ def profile_names(profiles: dict) -> list[str]:
     return sorted({p for per_nb in profiles.values() for p in per_nb})
 
 
-def _files(folder: Path) -> list[str]:
+def output_files(folder: Path) -> list[str]:
+    """The files a notebook wrote under ``folder`` (hidden ones left out), relative, sorted."""
     if not folder.is_dir():
         return []
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -127,7 +128,7 @@ def finish(result: dict, out_dir: Path) -> dict:
     result["gpu_peak_mib"] = facts["gpu_peak_mib"]
     result["kernel_host_peak_mib"] = facts["kernel_host_peak_mib"]
     result["versions"] = facts["versions"] or versions()
-    files = _files(out_dir / name)
+    files = output_files(out_dir / name)
     # a failed run's files are partial: listed apart, never presented as outputs
     result["outputs" if result["status"] == "passed" else "partial_files"] = files
     return result

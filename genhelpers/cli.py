@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     kb.add_argument("--profile", default="kaggle-t4")
     kb.add_argument("--out", default="outputs/kaggle-build")
     kb.add_argument("--only", nargs="+", metavar="NOTEBOOK")
-    kb.add_argument("--machine", default="T4x2", help="T4x2 (NvidiaTeslaT4) or P100")
+    kb.add_argument("--machine", default="T4x2", choices=["T4x2"], help="T4x2 (NvidiaTeslaT4; the P100 is retired)")
     kb.add_argument("--public", action="store_true", help="publish the notebooks (default: private)")
     kb.add_argument("--no-internet", action="store_true", help="run offline (weights must be attached)")
     kb.add_argument("--no-wheelhouse", action="store_true", help="leave out the tested versions' wheels")

@@ -4,7 +4,9 @@ Tried in this order, first hit wins:
   1. ``tiny:<key>``        the offline random-weight twin (built on first use, cached)
   2. an existing folder    used as it is
   3. the Kaggle input mount, ``/kaggle/input`` (override with GENHELPERS_KAGGLE_INPUT): an attached dataset or
-     model whose slug is the repository name, e.g. ``stable-diffusion-xl-base-1-0``
+     model whose slug is the repository name, e.g. ``stable-diffusion-xl-base-1-0``, in either mount layout
+     (``datasets/<owner>/<slug>/``, ``models/<owner>/<model>/<framework>/<variation>/<version>/``, or the older
+     ``<slug>/``)
   4. kagglehub, for ``kaggle:<handle>`` references or catalog entries with a known Kaggle handle
   5. the Hugging Face hub via huggingface_hub (its cache; no network when HF_HUB_OFFLINE=1)
 A miss raises WeightsNotFound listing every way to provide the weights. Nothing here loads a model.
@@ -69,6 +71,7 @@ def kind_of(ref) -> str:
                              + ", ".join(f"'tiny:{k}'" for k in sorted(tiny.BUILDERS)))
         return "tiny"
     if ref.startswith("kaggle:"):
+        kaggle_handle(ref)
         return "kaggle"
     if Path(ref).expanduser().is_dir():
         return "path"
@@ -114,70 +117,226 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def _newest_first(path: Path):
+    """Sort key: shallow folders first, then the highest version number (Kaggle Models keep one folder per
+    version: .../<variation>/1, .../<variation>/2)."""
+    return (len(path.parts), [(0, -int(p)) if p.isdigit() else (1, p) for p in path.parts])
+
+
 def _weights_folder(top: Path) -> Path | None:
-    """The folder under ``top`` that holds a diffusers layout. Kaggle Models mount a model at
-    <slug>/<framework>/<variation>/<version>/, datasets at <slug>/; accept both (shallowest wins)."""
+    """The folder under ``top`` that holds a diffusers or transformers layout (the shallowest, newest version):
+    a model mounts its files at <model>/<framework>/<variation>/<version>/, a dataset at its top or below."""
     for marker in ("model_index.json", "config.json"):
-        hits = sorted(top.glob(f"**/{marker}"), key=lambda p: (len(p.parts), str(p)))
+        hits = sorted(top.glob(f"**/{marker}"), key=lambda p: _newest_first(p.parent))
         if hits:
             return hits[0].parent
     return None
 
 
-def from_kaggle_input(repo: str) -> Path | None:
-    """An attached dataset/model named after the repository: <root>/<slug> or, where the mount groups
-    inputs by owner, <root>/<owner>/<slug>."""
-    root = kaggle_input_root()
+def kaggle_inputs(root: Path | None = None) -> list[tuple[str, Path]]:
+    """Every attached input as (name, folder), in both of Kaggle's mount layouts:
+
+    * today's:  <root>/datasets/<owner>/<slug>/…  and  <root>/models/<owner>/<model>/<framework>/<variation>/<version>/…
+    * older sessions: <root>/<slug>/…  (a model: <root>/<model>/<framework>/<variation>/<version>/…)
+
+    ``name`` is the dataset slug or the model name; the folder is the input's top (files may sit deeper)."""
+    root = root or kaggle_input_root()
     if not root.is_dir():
-        return None
+        return []
+    found = []
+    for top in sorted(p for p in root.iterdir() if p.is_dir()):
+        if top.name in ("datasets", "models"):
+            found += [(p.name, p) for p in sorted(top.glob("*/*")) if p.is_dir()]
+        elif top.name != "competitions":
+            found.append((top.name, top))
+    return found
+
+
+def find_in_inputs(pattern: str, root: Path | None = None) -> list[Path]:
+    """Files matching ``pattern`` (a file name glob) anywhere in the attached inputs, at most 6 folders below
+    an input's top (a model version folder is 4 below), sorted newest version last."""
+    hits = []
+    for _, top in kaggle_inputs(root):
+        for depth in range(0, 7):
+            hits += top.glob("*/" * depth + pattern)
+    return sorted(set(hits), key=lambda p: _newest_first(p.parent), reverse=True)
+
+
+def from_kaggle_input(repo: str) -> Path | None:
+    """An attached dataset or model named after the repository (its name, or its name as a Kaggle slug)."""
     name = repo.split("/")[-1]
-    for slug in dict.fromkeys([name, _slug(name)]):
-        for top in [root / slug, *sorted(root.glob(f"*/{slug}"))]:
-            if top.is_dir() and (found := _weights_folder(top)):
+    names = {name, _slug(name), name.lower()}
+    for input_name, top in kaggle_inputs():
+        if input_name in names or _slug(input_name) in names:
+            if found := _weights_folder(top):
                 return found
     return None
 
 
+KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/[\w.-]+/[\w.-]+(/\d+)?$")
+
+
+def kaggle_handle(ref: str) -> str:
+    """``kaggle:<owner>/<model>/<framework>/<variation>[/<version>]`` -> the handle; a teaching error otherwise."""
+    handle = ref.removeprefix("kaggle:").strip("/")
+    if not KAGGLE_HANDLE.match(handle):
+        raise ValueError(f"model={ref!r} is not a Kaggle Models handle: write "
+                         f"'kaggle:<owner>/<model>/<framework>/<variation>/<version>' as the model's page shows it "
+                         f"(e.g. 'kaggle:alice/sdxl/pyTorch/base/1'; without the version the newest is used)")
+    return handle
+
+
 def from_kagglehub(handle: str) -> Path | None:
+    """A Kaggle Models handle: the attached mount when there is one, else kagglehub (which returns the mount
+    inside a Kaggle session and downloads elsewhere). The folder that really holds the weights is returned."""
+    parts = handle.split("/")
+    root = kaggle_input_root()
+    for top in (root / "models" / Path(*parts), root / Path(*parts[1:])):
+        if top.is_dir() and (found := _weights_folder(top)):
+            return found
     try:
         import kagglehub
     except ImportError:
         return None
-    return Path(kagglehub.model_download(handle))
+    path = Path(kagglehub.model_download(handle))
+    return _weights_folder(path) or path
 
 
-def hub_patterns(index: dict | None, variant: str | None, allow_pickle: bool, only=None) -> list[str]:
-    """Files worth downloading: configs and tokenizers of the components model_index.json names (just those in
-    ``only`` when given: the ones the loading class uses and the caller does not replace), and one weight file
-    per component (the variant's, when asked). Published repos also carry single-file checkpoints, ONNX, Flax
-    and pickle copies, several GB each, which we never need."""
+WEIGHT_BASES = ("diffusion_pytorch_model", "model", "pytorch_model")  # the names diffusers/transformers load
+SHARD = re.compile(r"-\d{5}-of-\d{5}$")
+KEEP_SUFFIXES = (".json", ".txt", ".model")  # configs, tokenizer and processor files (vocab, merges, spiece)
+
+
+def _weight_kind(name: str) -> tuple[str, str | None] | None:
+    """'diffusion_pytorch_model.fp16.safetensors' -> ('.safetensors', 'fp16'); None for files no loader reads
+    (single-file checkpoints such as 'sdxl_vae.safetensors', ONNX, Flax, TF)."""
+    for ext in WEIGHT_FILES:
+        if name.endswith(ext):
+            parts = name[: -len(ext)].split(".")
+            base, variant = parts[0], (parts[1] if len(parts) == 2 else None)
+            if len(parts) <= 2 and SHARD.sub("", base) in WEIGHT_BASES:
+                return ext, variant
+    return None
+
+
+def choose_weights(names: list[str], variant: str | None, allow_pickle: bool) -> list[str]:
+    """From the file names of one component folder, the weight files to fetch: safetensors in the asked variant,
+    else the default, else another variant that exists (diffusers upcasts fp16 files when loading in float32);
+    pickles only when allowed and no safetensors exist. Shards and their index come together."""
+    kinds = {n: k for n in names if (k := _weight_kind(n))}
     exts = [SAFE] + (list(PICKLE) if allow_pickle else [])
-    weight_names = [f"*.{variant}{e}" for e in exts] if variant else [f"*{e}" for e in exts]
-    if index is None:  # a single model repo (e.g. a VAE): config + weights at the top
-        return ["config.json", *weight_names]
-    comps = [k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and v[0] is not None
-             and (only is None or k in only)]
-    pats = ["model_index.json"]
+    for ext in exts:
+        have = {v for e, v in kinds.values() if e == ext}
+        for v in [variant, None, *sorted(x for x in have if x not in (variant, None, "non_ema"))]:
+            if v in have:
+                return sorted(n for n, k in kinds.items() if k == (ext, v))
+    return []
+
+
+def component_variant(names: list[str]) -> str | None:
+    """The variant of the weight files chosen for a component (None: default names)."""
+    kinds = [k for n in names if (k := _weight_kind(n))]
+    return kinds[0][1] if kinds else None
+
+
+def select_files(files: list[str], index: dict | None, variant: str | None, allow_pickle: bool,
+                 only=None) -> list[str]:
+    """The files worth downloading from a repository listing: model_index.json, then for each component the
+    loading class uses (``only``; None: all that model_index names) its configs, tokenizer/processor files and
+    one set of weights (``choose_weights``). A single-model repository (no model_index.json) is one component
+    at the top: config, processor and tokenizer files, weights. Published repos also carry single-file
+    checkpoints, ONNX, Flax and pickle copies, several GB each, which are never fetched."""
+    if index is None:
+        comps = [""]
+        out = []
+    else:
+        comps = [k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and v[0] is not None
+                 and (only is None or k in only)]
+        out = ["model_index.json"]
     for c in comps:
-        pats += [f"{c}/*.json", f"{c}/*.txt", f"{c}/*.model"] + [f"{c}/{w}" for w in weight_names]
-    return pats
+        prefix = f"{c}/" if c else ""
+        inside = [f[len(prefix):] for f in files if f.startswith(prefix) and "/" not in f[len(prefix):]]
+        out += [prefix + f for f in inside if f.endswith(KEEP_SUFFIXES)]
+        out += [prefix + f for f in choose_weights(inside, variant, allow_pickle)]
+    return sorted(set(out))
+
+
+def hub_token() -> str | None:
+    """A Hugging Face token for gated models, from HF_TOKEN in the environment, Kaggle Secrets or Colab's
+    secrets (a secret named HF_TOKEN in each). Never printed."""
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token
+    try:
+        from kaggle_secrets import UserSecretsClient
+
+        return UserSecretsClient().get_secret("HF_TOKEN") or None
+    except Exception:  # not on Kaggle, or no such secret
+        pass
+    try:
+        from google.colab import userdata
+
+        return userdata.get("HF_TOKEN") or None
+    except Exception:  # not on Colab, or no such secret / access not granted
+        return None
+
+
+class GatedModel(WeightsNotFound):
+    pass
+
+
+class HubUnreachable(WeightsNotFound):
+    pass
+
+
+def gated_message(repo: str, token: bool) -> str:
+    return (f"{repo} is a gated model: its authors require you to accept their licence before downloading"
+            + (" (the token given has not been granted access yet)" if token else " (no token was found)") + ".\n"
+            f"  1. open https://huggingface.co/{repo}, sign in and accept the licence;\n"
+            f"  2. create a token at https://huggingface.co/settings/tokens (read access) and add it as a secret named "
+            f"HF_TOKEN (Kaggle: Add-ons → Secrets; Colab: the key icon in the left bar; elsewhere: export HF_TOKEN=…);\n"
+            f"  3. re-run this cell.")
 
 
 def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None) -> Path:
-    from huggingface_hub import hf_hub_download, snapshot_download
-    from huggingface_hub.errors import EntryNotFoundError
+    """Download (or, offline, find in the cache) exactly the files ``select_files`` picks from the repo's
+    listing. Gated repositories and an unreachable hub get their own errors."""
+    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError)
 
-    local_only = offline()
+    token = hub_token()
+    if offline():
+        snap = Path(snapshot_download(repo, local_files_only=True))  # LocalEntryNotFoundError when not cached
+        files = [str(f.relative_to(snap)) for f in snap.rglob("*") if f.is_file()]
+    else:
+        try:
+            files = HfApi().list_repo_files(repo, token=token)
+        except GatedRepoError as e:
+            raise GatedModel(gated_message(repo, bool(token))) from e
+        except RepositoryNotFoundError as e:
+            raise WeightsNotFound(f"{repo} is not on the Hugging Face hub (or is private and the token cannot see "
+                                  f"it): check the spelling on https://huggingface.co/{repo}") from e
+        except (OSError, ConnectionError) as e:
+            raise HubUnreachable(f"the Hugging Face hub could not be reached for {repo} ({type(e).__name__}): "
+                                 f"on Kaggle turn the internet on (Settings → Internet on), or attach the weights "
+                                 f"as an input; HF_HUB_OFFLINE=1 uses only the local cache") from e
+    index = None
+    if "model_index.json" in files:
+        try:
+            index = json.loads(Path(hf_hub_download(repo, "model_index.json", token=token,
+                                                    local_files_only=offline())).read_text())
+        except GatedRepoError as e:
+            raise GatedModel(gated_message(repo, bool(token))) from e
+        except LocalEntryNotFoundError:
+            raise
+        except EntryNotFoundError:
+            index = None
+    wanted = select_files(files, index, variant, allow_pickle, only)
     try:
-        index = json.loads(Path(hf_hub_download(repo, "model_index.json", local_files_only=local_only)).read_text())
-    except EntryNotFoundError:
-        index = None
-    path = Path(snapshot_download(repo, allow_patterns=hub_patterns(index, variant, allow_pickle, only),
-                                  local_files_only=local_only))
-    if variant and not any(path.rglob(f"*.{variant}{SAFE}")):  # repo has no such variant: take the default
-        path = Path(snapshot_download(repo, allow_patterns=hub_patterns(index, None, allow_pickle, only),
-                                      local_files_only=local_only))
-    return path
+        return Path(snapshot_download(repo, allow_patterns=wanted, token=token, local_files_only=offline()))
+    except GatedRepoError as e:
+        raise GatedModel(gated_message(repo, bool(token))) from e
 
 
 def not_found_message(ref: str, repo: str | None, entry: catalog.Entry | None, why: str) -> str:
@@ -189,7 +348,8 @@ def not_found_message(ref: str, repo: str | None, entry: catalog.Entry | None, w
         "  1. a local folder: model='/path/to/folder' (a diffusers folder with model_index.json or config.json)",
         f"  2. on Kaggle, attach the weights as a dataset or model named '{slug}' "
         f"(searched under {kaggle_input_root()})",
-        "  3. kagglehub: model='kaggle:<owner>/<model>/<framework>/<variation>' (needs `pip install kagglehub`)",
+        "  3. a Kaggle Model: attach it (Add Input), or model='kaggle:<owner>/<model>/<framework>/<variation>/<version>' "
+        "(kagglehub downloads it outside Kaggle)",
         ("  4. the Hugging Face hub: turn the internet on (Kaggle: Settings → Internet on) and unset "
          "HF_HUB_OFFLINE; files are cached under ~/.cache/huggingface"),
     ]
@@ -212,8 +372,9 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
         check_weights(path, allow_pickle)
         return Resolved(ref, path, "path", entry)
     if kind == "kaggle":
+        handle = kaggle_handle(ref)
         try:
-            path = from_kagglehub(ref[len("kaggle:"):])
+            path = from_kagglehub(handle)
         except Exception as e:  # kagglehub raises its own types for auth / network / not found
             raise WeightsNotFound(not_found_message(ref, None, entry, f"kagglehub failed: {e}")) from e
         if path is None:
@@ -234,6 +395,8 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
             pass
     try:
         path = from_hub(repo, variant, allow_pickle, only)
+    except (GatedModel, HubUnreachable):
+        raise
     except Exception as e:
         reason = type(e).__name__ if offline() else f"{type(e).__name__}: {e}".splitlines()[0]
         raise WeightsNotFound(not_found_message(ref, repo, entry, f"not in the hub cache ({reason})")) from e

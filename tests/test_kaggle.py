@@ -16,12 +16,19 @@ from .conftest import NOTEBOOKS
 
 
 def pip_without_network(calls):
-    """Build the genhelpers wheel for real; stand in for `pip download` (no index here)."""
+    """Build the genhelpers wheel for real; stand in for pip's resolver and `pip download` (tests stay off the
+    index): each requirement resolves to its pinned version (or 9.9 for a range) with no further requirements."""
     def run(cmd, **kw):
         calls.append(cmd)
+        if cmd[3] == "install" and "--dry-run" in cmd:
+            specs = [c for c in cmd if "==" in c or ">=" in c]
+            items = [{"metadata": {"name": s.split("=")[0].split(">")[0], "version": s.split("==")[1] if "==" in s
+                                   else "9.9", "requires_dist": []}} for s in specs]
+            Path(cmd[cmd.index("--report") + 1]).write_text(json.dumps({"install": items}))
+            return subprocess.CompletedProcess(cmd, 0, "", "")
         if cmd[3] == "download":
             folder = cmd[cmd.index("-d") + 1]
-            for spec in cmd[cmd.index("--only-binary=:all:") + 3:]:
+            for spec in (c for c in cmd if "==" in c):
                 name, version = spec.split("==")
                 wheel = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
                 (Path(folder) / wheel).write_text("")
@@ -76,9 +83,14 @@ def test_dataset_has_the_wheel_and_the_tested_versions(built):
     assert "genhelpers/tested-versions.txt" in names and "genhelpers/configs/mvdream/unet.json" in names
     pins = stack.tested()
     download = next(c for c in calls if c[3] == "download")
-    assert download[3:8] == ["download", "-q", "--no-deps", "--only-binary=:all:", "-d"]
-    assert download[8].endswith("/genhelpers-wheel/wheelhouse")  # built aside, then moved into place
-    assert download[9:] == [f"{n}=={v}" for n, v in pins.items()]
+    assert download[3:6] == ["download", "-q", "--no-deps"]
+    # Kaggle's platform (CPython 3.12, manylinux x86_64), wheels only: never this machine's
+    assert download[download.index("--python-version") + 1] == "3.12" and "manylinux2014_x86_64" in download
+    assert download[download.index("-d") + 1].endswith("/genhelpers-wheel/wheelhouse")  # built aside, then moved
+    # the tested set, plus trimesh, which the image lacks; imageio and imageio-ffmpeg are the image's own
+    got = sorted(c for c in download if "==" in c)
+    assert got == sorted([f"{n}=={v}" for n, v in pins.items()] + ["trimesh==9.9"])
+    assert not any(c.startswith(("torch", "nvidia")) for c in download)
     assert stack.tested(ds / "wheelhouse" / "tested-versions.txt") == pins
     assert stack.find_wheelhouse(out) == ds / "wheelhouse"  # what a notebook's install cell looks for
 
@@ -92,17 +104,31 @@ def test_build_refuses_bad_input(built, tmp_path):
     with pytest.raises(ValueError, match="machine='A100'"):
         kaggle.kernel_metadata("sdxl", "alice", {}, machine="A100")
     assert kaggle.model_sources({"model": "kaggle:bob/sdxl/pytorch/base/1", "seed": 1}) == ["bob/sdxl/pytorch/base/1"]
+    with pytest.raises(ValueError, match=r"model='kaggle:bob/sdxl/pytorch/base' has no version.*/<version>"):
+        kaggle.model_sources({"model": "kaggle:bob/sdxl/pytorch/base"})
+    with pytest.raises(ValueError, match="machine='P100'.*retired"):
+        kaggle.kernel_metadata("sdxl", "alice", {}, machine="P100")
+    assert not (out / "kaggle.json").exists() and (out / kaggle.MANIFEST).is_file()  # kaggle.json: credentials
 
 
 FAKE = """\
 #!{python}
+# Behaves like kaggle 2.2.5: errors printed with exit status 0, status NEW_SCRIPT, a failure message line,
+# a dataset that is "pending" for a while after it is created.
 import json, os, pathlib, sys
 args = sys.argv[1:]
-with open(os.environ["FAKE_KAGGLE_LOG"], "a") as f:
+log = pathlib.Path(os.environ["FAKE_KAGGLE_LOG"])
+with open(log, "a") as f:
     f.write(json.dumps(args) + "\\n")
 states = json.loads(os.environ.get("FAKE_KAGGLE_STATES", "{{}}"))
 if args[:2] == ["kernels", "status"]:
-    print(f'{{args[2]}} has status "KernelWorkerStatus.{{states.get(args[2], "complete").upper()}}"')
+    state = states.get(args[2], "complete")
+    print(f'{{args[2]}} has status "KernelWorkerStatus.{{state.upper()}}"')
+    if state == "error":
+        print('Failure message: "Your notebook tried to allocate more memory than is available."')
+elif args[:2] == ["datasets", "status"]:
+    asked = sum(1 for line in log.read_text().splitlines() if '"status"' in line and '"datasets"' in line)
+    print("ready" if asked > int(os.environ.get("FAKE_KAGGLE_PENDING", "0")) else "pending")
 elif args[:2] == ["kernels", "output"]:
     dest = pathlib.Path(args[args.index("-p") + 1])
     slug = args[2].split("/")[1]
@@ -120,7 +146,13 @@ elif args[:2] == ["kernels", "output"]:
     (dest / f"{{slug}}.log").write_text(json.dumps(log))
     print(f"Output file downloaded to {{dest}}")
 elif args[:2] == ["kernels", "push"]:
-    print("Kernel version 1 successfully pushed.")
+    if os.environ.get("FAKE_KAGGLE_PUSH_ERROR"):
+        print("Kernel push error: " + os.environ["FAKE_KAGGLE_PUSH_ERROR"])
+    elif os.environ.get("FAKE_KAGGLE_BAD_SOURCES"):
+        print("The following are not valid dataset sources and could not be added to the kernel: ['alice/x']")
+        print("Kernel version 1 successfully pushed.  Please check progress at https://www.kaggle.com/code/a/b")
+    else:
+        print("Kernel version 1 successfully pushed.  Please check progress at https://www.kaggle.com/code/a/b")
 else:
     print("ok")
 """
@@ -138,24 +170,56 @@ def fake_client(tmp_path, monkeypatch):
     return lambda: [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
 
 
+def no_sleep(seconds):
+    pass
+
+
 def test_push_and_status_use_the_official_client(built, fake_client, monkeypatch, capsys):
     out, _, _ = built
-    assert kaggle.push(out, new_dataset=True) == ["alice/genai-sdxl", "alice/genai-shap-e", "alice/genai-svd"]
-    monkeypatch.setenv("FAKE_KAGGLE_STATES", json.dumps({"alice/genai-svd": "running"}))
-    assert kaggle.status(out) == {"sdxl": "complete", "shap_e": "complete", "svd": "running"}
+    monkeypatch.setenv("FAKE_KAGGLE_PENDING", "2")  # the new dataset is processed for a while
+    wait = lambda d, run: kaggle.wait_for_dataset(d, run, sleep=no_sleep)  # noqa: E731
+    assert kaggle.push(out, new_dataset=True, wait=wait) == ["alice/genai-sdxl", "alice/genai-shap-e",
+                                                             "alice/genai-svd"]
+    monkeypatch.setenv("FAKE_KAGGLE_STATES", json.dumps({"alice/genai-svd": "new_script",
+                                                         "alice/genai-shap-e": "error"}))
+    assert kaggle.status(out) == {"sdxl": "complete", "svd": "new_script", "shap_e": "error: Your notebook tried to "
+                                  "allocate more memory than is available."}
+    t4 = ["--accelerator", "NvidiaTeslaT4"]
     assert fake_client() == [
         ["datasets", "create", "-p", str(out / "genhelpers-wheel"), "--dir-mode", "zip"],
-        ["kernels", "push", "-p", str(out / "genai-sdxl")],
-        ["kernels", "push", "-p", str(out / "genai-shap-e")],
-        ["kernels", "push", "-p", str(out / "genai-svd")],
+        ["datasets", "status", "alice/genhelpers-wheel"],
+        ["datasets", "status", "alice/genhelpers-wheel"],
+        ["datasets", "status", "alice/genhelpers-wheel"],  # pushed only once the dataset is ready
+        ["kernels", "push", "-p", str(out / "genai-sdxl"), *t4],
+        ["kernels", "push", "-p", str(out / "genai-shap-e"), *t4],
+        ["kernels", "push", "-p", str(out / "genai-svd"), *t4],
         ["kernels", "status", "alice/genai-sdxl"],
         ["kernels", "status", "alice/genai-shap-e"],
         ["kernels", "status", "alice/genai-svd"],
     ]
+    monkeypatch.setenv("FAKE_KAGGLE_PENDING", "0")
     assert cli.main(["kaggle", "push", str(out)]) == 0  # later pushes: a new dataset version
-    assert fake_client()[-4] == ["datasets", "version", "-p", str(out / "genhelpers-wheel"), "-m", "genhelpers",
+    assert fake_client()[-5] == ["datasets", "version", "-p", str(out / "genhelpers-wheel"), "-m", "genhelpers",
                                  "--dir-mode", "zip"]
     assert "pushed alice/genai-svd" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("env, said", [
+    ({"FAKE_KAGGLE_PUSH_ERROR": "Notebook not found"}, "Kernel push error: Notebook not found"),
+    ({"FAKE_KAGGLE_BAD_SOURCES": "1"}, "not valid dataset sources"),
+])
+def test_errors_printed_with_exit_status_0_are_errors(built, fake_client, monkeypatch, env, said):
+    out, _, _ = built
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(RuntimeError, match=f"kaggle kernels push .*reported an error.*{said}"):
+        kaggle.push(out, wait=lambda d, run: "ready")
+
+
+def test_a_dataset_that_never_gets_ready_stops_the_push(fake_client, monkeypatch):
+    monkeypatch.setenv("FAKE_KAGGLE_PENDING", "1000")
+    with pytest.raises(TimeoutError, match="still 'pending'.*without --new-dataset"):
+        kaggle.wait_for_dataset("alice/genhelpers-wheel", timeout=30, every=10, sleep=no_sleep)
 
 
 def test_collect_folds_kaggle_runs_into_the_report(built, fake_client, monkeypatch, tmp_path):
@@ -168,6 +232,7 @@ def test_collect_folds_kaggle_runs_into_the_report(built, fake_client, monkeypat
     assert got["svd"]["status"] == "failed" and got["svd"]["error"]["class"] == "out_of_memory"
     assert got["svd"]["error"]["ename"] == "OutOfMemoryError" and "Tried to allocate" in got["svd"]["error"]["evalue"]
     assert got["svd"]["partial_files"] == ["out_000.json"] and "outputs" not in got["svd"]
+    assert got["svd"]["kaggle_message"] == "Your notebook tried to allocate more memory than is available."
     assert got["shap_e"]["status"] == "skipped" and "queued" in got["shap_e"]["reason"]
     download = str(tmp_path / "collected" / ".sdxl-download")
     assert ["kernels", "output", "alice/genai-sdxl", "-p", download] in fake_client()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from genhelpers.weights import WeightsNotFound, hub_patterns, kind_of, resolve
+from genhelpers.weights import WeightsNotFound, choose_weights, hub_token, kind_of, resolve, select_files
 
 
 def fake_hub_snapshot(repo: str, source: Path) -> Path:
@@ -34,6 +34,7 @@ def diffusers_folder(root: Path, weight_name="diffusion_pytorch_model.safetensor
 @pytest.mark.parametrize("ref, kind", [
     ("tiny:sdxl-base", "tiny"),
     ("kaggle:stabilityai/sdxl/diffusers/base", "kaggle"),
+    ("kaggle:stabilityai/sdxl/diffusers/base/3", "kaggle"),
     ("sdxl-base", "catalog"),
     ("stabilityai/stable-diffusion-xl-base-1.0", "catalog"),
     ("someone/my-sdxl-finetune", "hub"),
@@ -48,6 +49,8 @@ def test_reference_kinds(ref, kind):
     (None, "empty"),
     ("tiny:sd14", "no tiny twin by that name.*'tiny:sdxl-base'"),
     ("./no/such/folder", "looks like a folder but it does not exist"),
+    ("kaggle:sdxl", "not a Kaggle Models handle.*<owner>/<model>/<framework>/<variation>/<version>"),
+    ("kaggle:a/b/c/d/e/f", "not a Kaggle Models handle"),
 ])
 def test_unknown_references_are_refused_with_the_forms_that_work(ref, message):
     with pytest.raises(ValueError, match=message):
@@ -80,6 +83,27 @@ def test_kaggle_model_mount_nested_layout(kaggle_input):
     assert resolve("sdxl-refiner").path == folder
 
 
+def test_kaggle_todays_dataset_and_model_mounts(kaggle_input):
+    """Today's layout: /kaggle/input/datasets/<owner>/<slug>/… and
+    /kaggle/input/models/<owner>/<model>/<framework>/<variation>/<version>/…; the newest version wins."""
+    ds = diffusers_folder(kaggle_input / "datasets" / "alice" / "stable-diffusion-xl-base-1-0")
+    assert resolve("sdxl-base").path == ds
+    model = kaggle_input / "models" / "stabilityai" / "stable-diffusion-xl-refiner-1.0" / "pytorch" / "default"
+    diffusers_folder(model / "1")
+    newest = diffusers_folder(model / "2")
+    assert resolve("sdxl-refiner").path == newest
+
+
+def test_kaggle_reference_resolves_to_the_attached_model_folder(kaggle_input, monkeypatch):
+    """kaggle:<owner>/<model>/<framework>/<variation>/<version> is the attached mount when there is one, and the
+    folder returned is the one that holds model_index.json (here one level down), without calling kagglehub."""
+    top = kaggle_input / "models" / "alice" / "sdxl" / "pytorch" / "base" / "1"
+    folder = diffusers_folder(top / "sdxl-base")
+    monkeypatch.setitem(sys.modules, "kagglehub", None)
+    r = resolve("kaggle:alice/sdxl/pytorch/base/1")
+    assert (r.source, r.path) == ("kagglehub", folder)
+
+
 def test_kaggle_mount_of_a_pickle_only_folder_is_refused(kaggle_input):
     diffusers_folder(kaggle_input / "my-finetune", weight_name="diffusion_pytorch_model.bin")
     with pytest.raises(ValueError, match="only pickle weights"):
@@ -87,9 +111,9 @@ def test_kaggle_mount_of_a_pickle_only_folder_is_refused(kaggle_input):
 
 
 def test_kagglehub_reference(tmp_path, monkeypatch):
-    folder = diffusers_folder(tmp_path / "kh")
+    folder = diffusers_folder(tmp_path / "kh" / "inner")
     calls = []
-    fake = types.SimpleNamespace(model_download=lambda handle: calls.append(handle) or str(folder))
+    fake = types.SimpleNamespace(model_download=lambda handle: calls.append(handle) or str(tmp_path / "kh"))
     monkeypatch.setitem(sys.modules, "kagglehub", fake)
     r = resolve("kaggle:owner/sdxl/diffusers/base")
     assert (r.source, r.path, calls) == ("kagglehub", folder, ["owner/sdxl/diffusers/base"])
@@ -118,25 +142,72 @@ def test_offline_hub_cache_hit_uses_the_real_hub_code(twins):
     assert "fp16" in r.variants()
 
 
-def test_hub_download_patterns_skip_what_we_never_load():
-    index = {"_class_name": "StableDiffusionXLPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-             "vae": ["diffusers", "AutoencoderKL"], "image_encoder": [None, None]}
-    pats = hub_patterns(index, "fp16", allow_pickle=False)
-    assert "unet/*.fp16.safetensors" in pats and "vae/config.json" not in pats and "vae/*.json" in pats
-    assert not any(p.startswith("image_encoder") for p in pats)
-    import fnmatch
+SDXL_BASE_FILES = ["model_index.json", "sd_xl_base_1.0.safetensors", "sd_xl_offset_example-lora_1.0.safetensors",
+                   "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+                   "unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_flax_model.msgpack",
+                   "unet/model.onnx", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+                   "vae/diffusion_pytorch_model.fp16.safetensors", "vae_1_0/diffusion_pytorch_model.safetensors",
+                   "image_encoder/config.json", "tokenizer/vocab.json", "tokenizer/merges.txt",
+                   "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json"]
+SDXL_INDEX = {"_class_name": "StableDiffusionXLPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+              "vae": ["diffusers", "AutoencoderKL"], "tokenizer": ["transformers", "CLIPTokenizer"],
+              "image_encoder": [None, None]}
 
-    def wanted(name):
-        return any(fnmatch.fnmatch(name, p) for p in pats)
 
-    assert wanted("unet/diffusion_pytorch_model.fp16.safetensors")
-    assert not wanted("unet/diffusion_pytorch_model.safetensors")  # the fp32 copy: 10 GB we do not need
-    assert not wanted("sd_xl_base_1.0.safetensors")  # the single-file checkpoint
-    assert not wanted("unet/diffusion_pytorch_model.fp16.bin")
-    assert not wanted("unet/diffusion_flax_model.msgpack")
-    single = hub_patterns(None, None, allow_pickle=False)
-    assert single == ["config.json", "*.safetensors"]
-    assert "unet/*.bin" in hub_patterns(index, None, allow_pickle=True)
+def test_file_selection_takes_one_weight_set_per_component_and_nothing_else():
+    got = select_files(SDXL_BASE_FILES, SDXL_INDEX, "fp16", allow_pickle=False)
+    assert got == ["model_index.json", "tokenizer/merges.txt", "tokenizer/special_tokens_map.json",
+                   "tokenizer/tokenizer_config.json", "tokenizer/vocab.json", "unet/config.json",
+                   "unet/diffusion_pytorch_model.fp16.safetensors", "vae/config.json",
+                   "vae/diffusion_pytorch_model.fp16.safetensors"]
+    fp32 = select_files(SDXL_BASE_FILES, SDXL_INDEX, None, allow_pickle=False)
+    assert "unet/diffusion_pytorch_model.safetensors" in fp32 and not any(".fp16." in f for f in fp32)
+    assert select_files(SDXL_BASE_FILES, SDXL_INDEX, None, False, only={"unet"}) == [
+        "model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"]
+
+
+def test_weights_fall_back_to_the_variant_that_exists():
+    """openai/shap-e keeps some components' safetensors only as fp16 (the other copy is a pickle): a float32
+    run takes the fp16 safetensors (diffusers upcasts them), never the pickle unless allowed."""
+    names = ["config.json", "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.bin"]
+    assert choose_weights(names, None, allow_pickle=False) == ["diffusion_pytorch_model.fp16.safetensors"]
+    assert choose_weights(["diffusion_pytorch_model.bin"], None, allow_pickle=False) == []
+    assert choose_weights(["diffusion_pytorch_model.bin"], None, allow_pickle=True) == ["diffusion_pytorch_model.bin"]
+    # sdxl-vae-fp16-fix: no fp16 variant; two single-file copies at the top are not weights a loader reads
+    vae = ["config.json", "diffusion_pytorch_model.safetensors", "sdxl_vae.safetensors", "sdxl.vae.safetensors"]
+    assert select_files(vae, None, "fp16", False) == ["config.json", "diffusion_pytorch_model.safetensors"]
+    # sharded weights come with their index; non-EMA copies are never taken
+    shards = ["diffusion_pytorch_model-00001-of-00002.safetensors", "diffusion_pytorch_model-00002-of-00002.safetensors",
+              "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.non_ema.safetensors"]
+    assert choose_weights(shards, None, False) == shards[:2]
+
+
+def test_single_model_repository_keeps_its_processor_and_tokenizer_files():
+    clip = ["config.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack",
+            "preprocessor_config.json", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", ".gitattributes", "README.md"]
+    assert select_files(clip, None, "fp16", False) == sorted(
+        ["config.json", "model.safetensors", "preprocessor_config.json", "vocab.json", "merges.txt", "tokenizer.json",
+         "tokenizer_config.json", "special_tokens_map.json"])
+
+
+def test_hub_token_from_environment_kaggle_secrets_or_colab(monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setitem(sys.modules, "kaggle_secrets", None)
+    monkeypatch.setitem(sys.modules, "google.colab", None)
+    assert hub_token() is None
+    secrets = types.SimpleNamespace(UserSecretsClient=lambda: types.SimpleNamespace(
+        get_secret=lambda name: {"HF_TOKEN": "hf_kaggle"}[name]))
+    monkeypatch.setitem(sys.modules, "kaggle_secrets", secrets)
+    assert hub_token() == "hf_kaggle"
+    monkeypatch.setitem(sys.modules, "kaggle_secrets", None)
+    colab = types.ModuleType("google.colab")
+    colab.userdata = types.SimpleNamespace(get=lambda name: {"HF_TOKEN": "hf_colab"}[name])
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    assert hub_token() == "hf_colab"
+    monkeypatch.setenv("HF_TOKEN", "hf_env")
+    assert hub_token() == "hf_env"
 
 
 def test_resolve_never_loads_anything(monkeypatch, twins):
@@ -146,14 +217,6 @@ def test_resolve_never_loads_anything(monkeypatch, twins):
     monkeypatch.setattr(diffusers.DiffusionPipeline, "from_pretrained",
                         classmethod(lambda *a, **k: pytest.fail("loaded a model")))
     assert resolve("tiny:sdxl-base").path == twins["sdxl-base"]
-
-
-def test_hub_download_skips_components_the_caller_replaces():
-    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-             "vae": ["diffusers", "AutoencoderKL"],
-             "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"]}
-    pats = hub_patterns(index, None, allow_pickle=False, only={"unet", "vae", "motion_adapter"})
-    assert "unet/*.safetensors" in pats and not any(p.startswith("safety_checker") for p in pats)
 
 
 def test_load_asks_the_hub_only_for_what_it_will_use(monkeypatch, cpu_runtime, twins):

@@ -28,6 +28,9 @@ class Entry:
     activations_gib_per_mp: float = 2.5
     kaggle_handle: str | None = None  # Kaggle Models handle, when a mirror is known
     shares: tuple[str, ...] = ()  # components borrowed from the other model of a job on the same device
+    # {component: folder} where a published repo keeps a component's safetensors outside the folder
+    # model_index.json names (openai/shap-e: the renderer's are only in renderer/, shap_e_renderer/ is a pickle)
+    component_folders: dict = field(default_factory=dict)
     notes: str = ""
 
     @property
@@ -74,6 +77,7 @@ ENTRIES = {
             params={"unet": 2_259_526_660, "text_encoder_2": 694_659_840, "vae": 83_653_863},
             params_exact=False,
             shares=("text_encoder_2", "vae"),
+            fp16_vae="sdxl-vae-fp16-fix",  # used when the refiner sits alone on its GPU (split plan)
             defaults={"high_noise_frac": 0.8},
         ),
         Entry(
@@ -87,6 +91,7 @@ ENTRIES = {
             paper="https://arxiv.org/abs/2305.02463",
             # counted from the recorded configs in genhelpers.published; no published exact figure on file
             params={"prior": 315_696_128, "text_encoder": 123_650_304, "shap_e_renderer": 226_297_286},
+            component_folders={"shap_e_renderer": "renderer"},
             params_exact=False,
             defaults={"guidance": 15.0, "steps": 64, "frame_size": 256},
         ),
@@ -100,6 +105,7 @@ ENTRIES = {
             licence_url="https://github.com/openai/shap-e/blob/main/LICENSE",
             paper="https://arxiv.org/abs/2305.02463",
             params={"prior": 315_960_320, "image_encoder": 303_179_776, "shap_e_renderer": 226_297_286},
+            component_folders={"shap_e_renderer": "renderer"},
             params_exact=False,
             defaults={"guidance": 3.0, "steps": 64, "frame_size": 256},
         ),

@@ -91,30 +91,36 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     entry = catalog.find(ref)
     cls_name = pipeline or (entry.cls if entry else None)
     cls = _class(cls_name) if cls_name else None
+    chosen = plan(rt, memory, [ref]) if memory is not None else None
+    device = chosen.device_for(ref) if chosen is not None else None
+    # A component object living on another GPU of a split plan (the base's VAE for the refiner on GPU 1) cannot
+    # join this pipeline: this model gets its own copy (the catalog's fp16 replacement where one helps, else its
+    # own files, which must then be downloaded too).
+    components = {k: ("auto" if _on_other_gpu(v, device) else v) for k, v in components.items()}
     wanted = "fp16" if variant == "auto" and dtype != "float32" else (None if variant == "auto" else variant)
-    replaced = [k for k, v in components.items() if v is not None and v != "auto"]
+    replaced = [k for k, v in components.items() if v is not None and not (v == "auto" and not _auto_replaces(
+        k, str(ref), dtype))]
     is_pipeline_cls = cls is not None and issubclass(cls, diffusers.DiffusionPipeline)
     only = _wanted_components(cls, replaced) if is_pipeline_cls else None
     res = weights.resolve(ref, variant=wanted, allow_pickle=allow_pickle, only=only)
-    var = _variant(res, dtype, variant)
 
     is_pipeline = (res.path / "model_index.json").is_file()
     if cls is None:  # a folder or hub id outside the catalog: its own files name the class
         cls = _class_of_folder(res.path, is_pipeline)
         if issubclass(cls, diffusers.DiffusionPipeline):
             only = _wanted_components(cls, replaced)
-    if issubclass(cls, diffusers.DiffusionPipeline):
-        weights.check_layout(res.path, cls.__name__, only)
-    chosen = plan(rt, memory, [ref]) if memory is not None else None
-    device = chosen.device_for(ref) if chosen is not None else None
     extra = {}
     for name, value in components.items():
         if isinstance(value, str):
             value = _component(name, value, str(ref), dtype, rt, allow_pickle)
-        if value is not None and chosen is not None and chosen.devices and _device_of(value) not in (None, device):
-            continue  # a component living on another GPU of a split plan: this model loads its own copy
         if value is not None:
             extra[name] = value
+    var = _variant(res, dtype, variant)
+    if issubclass(cls, diffusers.DiffusionPipeline):
+        weights.check_layout(res.path, cls.__name__, only, aliases=entry.component_folders if entry else None)
+        var, own = _components_by_variant(res.path, cls, only, set(extra), var, dtype, allow_pickle,
+                                          entry.component_folders if entry else {})
+        extra.update(own)
     kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=not allow_pickle)
     if chosen is not None and chosen.device_map and is_pipeline:
         rooms = {g.index: f"{_memory.usable(g.total_memory) / _memory.GIB:.0f}GiB" for g in rt.gpus}
@@ -126,6 +132,9 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
         _memory.apply(obj, chosen, ref)
     elif chosen is not None:  # a single model (e.g. CLIP) is small: it simply goes to the plan's device
         obj.to(device)
+    if chosen is not None:
+        for m in _modules(obj):
+            m.genhelpers_device = device  # where the plan put it (read when a component joins another pipeline)
     obj.genhelpers_plan = chosen
     n_params = sum(p.numel() for m in _modules(obj) for p in m.parameters())
     info = {"ref": str(ref), "class": type(obj).__name__, "source": res.source, "path": str(res.path),
@@ -141,6 +150,51 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
         if chosen:
             print("  " + chosen.describe())
     return obj
+
+
+def _on_other_gpu(obj, device) -> bool:
+    """Is ``obj`` placed (by a plan: ``genhelpers_device``, set by ``load``) or living on a GPU other than
+    ``device``? Objects on the CPU, such as a VAE loaded to join a pipeline, are not."""
+    where = getattr(obj, "genhelpers_device", None) or _device_of(obj)
+    return device is not None and where is not None and where.startswith("cuda") and where != device
+
+
+def _auto_replaces(name: str, ref: str, dtype: str) -> bool:
+    """Does ``name="auto"`` bring a replacement (so the model's own copy need not be downloaded)?"""
+    entry = catalog.find(ref)
+    return name == "vae" and dtype == "float16" and entry is not None and entry.fp16_vae is not None
+
+
+def _components_by_variant(path, cls, only, supplied, var, dtype, allow_pickle, folders):
+    """Published folders are not uniform: openai/shap-e keeps some components' safetensors only as fp16, and
+    its renderer's safetensors only in a folder model_index.json does not name (``renderer/``). diffusers takes
+    one variant for the whole pipeline, so a component whose files differ is loaded here on its own, with the
+    variant (and folder) that exists, and handed to the pipeline. Returns (pipeline variant, {name: model})."""
+    import json
+
+    import torch
+
+    from .weights import choose_weights, component_variant
+
+    index = json.loads((path / "model_index.json").read_text())
+    comps = [k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and v[0] is not None
+             and (only is None or k in only) and k not in supplied]
+    found = {}
+    for c in comps:
+        for folder in (c, folders.get(c)):
+            if folder and (path / folder).is_dir():
+                names = [f.name for f in (path / folder).iterdir()]
+                picked = choose_weights(names, var, allow_pickle)
+                if picked:
+                    found[c] = (folder, component_variant(picked))
+                    break
+    odd = {c: fv for c, fv in found.items() if fv != (c, var)}
+    own = {}
+    for c, (folder, v) in odd.items():
+        model_cls = _class(index[c][1])
+        own[c] = model_cls.from_pretrained(path / folder, dtype=getattr(torch, dtype), variant=v,
+                                           use_safetensors=not allow_pickle)
+    return var, own
 
 
 def _class_of_folder(path, is_pipeline: bool):
@@ -187,6 +241,8 @@ def retry_on_oom(pipe, call, rt: Runtime | None = None, frames: int = 1):
                 raise
             nxt = _memory.fallback(current, rt, frames=frames, error=f"{type(e).__name__}: {e}")
             _memory.free_gpu_memory()
+            if current.device_map:  # diffusers forbids .to() and offload on a pipeline placed by a device_map
+                pipe.reset_device_map()
             if current.offload:
                 pipe.remove_all_hooks()
             _memory.apply(pipe, nxt)

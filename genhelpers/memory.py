@@ -34,6 +34,9 @@ ACTIVATIONS_PER_MEGAPIXEL = 2.5 * GIB  # SDXL-class UNet with classifier-free gu
 LEAN_FACTOR = {"image": 0.75, "clip": 0.5}  # activations left with the lean switches (VAE tiling; chunking)
 OFFLOAD_ACTIVATION_FACTOR = 0.5  # offloaded plans also chunk / slice attention
 ATTENTION_FACTOR = {"sdpa": 1.0, "eager": 2.0}  # PyTorch's fused attention vs materialised attention maps
+# VAEs without slicing/tiling (diffusers raises NotImplementedError): SVD's temporal decoder decodes a clip in
+# chunks of frames instead (the plan's decode_chunk_size, passed to the pipeline call)
+CHUNKED_VAES = ("AutoencoderKLTemporalDecoder",)
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,7 @@ def apply(pipe, plan: MemoryPlan, ref=None):
     else:
         pipe.to(device)
     vae = getattr(pipe, "vae", None)
-    if vae is not None:
+    if vae is not None and type(vae).__name__ not in CHUNKED_VAES:
         if plan.vae_slicing:
             vae.enable_slicing()
         if plan.vae_tiling:

@@ -97,16 +97,19 @@ def check_weights(folder: Path, allow_pickle: bool = False) -> None:
                          f"you trust the source.")
 
 
-def check_layout(folder: Path, cls_name: str, wanted=None) -> None:
+def check_layout(folder: Path, cls_name: str, wanted=None, aliases: dict | None = None) -> None:
     """A pipeline folder must hold model_index.json and a subfolder for every component it lists that the
-    loading class uses (``wanted``; None: all). Names what is missing before any weights are read."""
+    loading class uses (``wanted``; None: all), or the folder ``aliases`` names for it. Names what is missing
+    before any weights are read."""
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         raise ValueError(f"{folder} is not a {cls_name} folder: it has no model_index.json (a diffusers pipeline "
                          f"folder lists its components there, one subfolder each)")
     index = json.loads(index_file.read_text())
     listed = {k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and v[0] is not None}
-    missing = sorted(c for c in listed if (wanted is None or c in wanted) and not (folder / c).is_dir())
+    aliases = aliases or {}
+    missing = sorted(c for c in listed if (wanted is None or c in wanted) and not (folder / c).is_dir()
+                     and not (c in aliases and (folder / aliases[c]).is_dir()))
     if missing:
         raise ValueError(f"{folder} is not a complete {cls_name} folder: missing component(s) "
                          f"{', '.join(missing)} (model_index.json lists them; each needs its subfolder with "
@@ -240,7 +243,7 @@ def component_variant(names: list[str]) -> str | None:
 
 
 def select_files(files: list[str], index: dict | None, variant: str | None, allow_pickle: bool,
-                 only=None) -> list[str]:
+                 only=None, aliases: dict | None = None) -> list[str]:
     """The files worth downloading from a repository listing: model_index.json, then for each component the
     loading class uses (``only``; None: all that model_index names) its configs, tokenizer/processor files and
     one set of weights (``choose_weights``). A single-model repository (no model_index.json) is one component
@@ -253,11 +256,19 @@ def select_files(files: list[str], index: dict | None, variant: str | None, allo
         comps = [k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and v[0] is not None
                  and (only is None or k in only)]
         out = ["model_index.json"]
-    for c in comps:
-        prefix = f"{c}/" if c else ""
+    def pick(folder: str) -> tuple[list[str], list[str]]:
+        prefix = f"{folder}/" if folder else ""
         inside = [f[len(prefix):] for f in files if f.startswith(prefix) and "/" not in f[len(prefix):]]
-        out += [prefix + f for f in inside if f.endswith(KEEP_SUFFIXES)]
-        out += [prefix + f for f in choose_weights(inside, variant, allow_pickle)]
+        return ([prefix + f for f in inside if f.endswith(KEEP_SUFFIXES)],
+                [prefix + f for f in choose_weights(inside, variant, allow_pickle)])
+
+    for c in comps:
+        keep, chosen = pick(c)
+        out += keep
+        if not chosen and c in (aliases or {}):  # e.g. shap-e: the renderer's safetensors live in renderer/
+            keep, chosen = pick(aliases[c])
+            out += keep
+        out += chosen
     return sorted(set(out))
 
 
@@ -298,7 +309,7 @@ def gated_message(repo: str, token: bool) -> str:
             f"  3. re-run this cell.")
 
 
-def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None) -> Path:
+def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, aliases: dict | None = None) -> Path:
     """Download (or, offline, find in the cache) exactly the files ``select_files`` picks from the repo's
     listing. Gated repositories and an unreachable hub get their own errors."""
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
@@ -332,7 +343,7 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None) -> P
             raise
         except EntryNotFoundError:
             index = None
-    wanted = select_files(files, index, variant, allow_pickle, only)
+    wanted = select_files(files, index, variant, allow_pickle, only, aliases)
     try:
         return Path(snapshot_download(repo, allow_patterns=wanted, token=token, local_files_only=offline()))
     except GatedRepoError as e:
@@ -394,7 +405,7 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
         except Exception:  # fall through to the hub; the final error lists every route
             pass
     try:
-        path = from_hub(repo, variant, allow_pickle, only)
+        path = from_hub(repo, variant, allow_pickle, only, entry.component_folders if entry else None)
     except (GatedModel, HubUnreachable):
         raise
     except Exception as e:

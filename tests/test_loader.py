@@ -100,6 +100,24 @@ def test_split_plan_gives_the_refiner_its_own_copies(monkeypatch, cpu_runtime):
     assert refiner.genhelpers_plan.devices["tiny:sdxl-refiner"] == "cuda:1"
 
 
+def test_split_plan_in_float16_keeps_the_fp16_fix_vae_on_both_gpus(monkeypatch, cpu_runtime):
+    """The default Kaggle run (T4x2, float16): the base keeps the fp16-fix VAE (it used to be dropped as 'a
+    component on another GPU'), and the refiner on GPU 1 gets its own text_encoder_2 and the fp16-fix VAE too
+    (its repository's VAE overflows in float16), not the base's copies on GPU 0."""
+    from genhelpers import memory
+    from genhelpers.machines import runtime_for
+
+    monkeypatch.setattr(memory, "apply", lambda pipe, plan, ref=None: None)
+    t4x2 = runtime_for("T4x2")
+    job = genhelpers.plan(t4x2, "auto", ["tiny:sdxl-base", "tiny:sdxl-refiner"])
+    base = genhelpers.load("tiny:sdxl-base", cpu_runtime, memory=job, dtype="float16", quiet=True, vae="auto")
+    assert base.genhelpers_info["components"] == {"vae": "tiny:sdxl-vae-fp16-fix"}
+    refiner = genhelpers.load("tiny:sdxl-refiner", cpu_runtime, memory=job, dtype="float16", quiet=True,
+                              text_encoder_2=base.text_encoder_2, vae=base.vae)
+    assert refiner.genhelpers_info["components"] == {"vae": "tiny:sdxl-vae-fp16-fix"}
+    assert refiner.vae is not base.vae and refiner.text_encoder_2 is not base.text_encoder_2
+
+
 def test_device_map_plan_is_passed_to_from_pretrained(monkeypatch, cpu_runtime):
     import diffusers
 

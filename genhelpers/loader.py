@@ -191,7 +191,13 @@ def _components_by_variant(path, cls, only, supplied, var, dtype, allow_pickle, 
     odd = {c: fv for c, fv in found.items() if fv != (c, var)}
     own = {}
     for c, (folder, v) in odd.items():
-        model_cls = _class(index[c][1])
+        module, name = index[c]
+        if module in ("diffusers", "transformers"):
+            model_cls = _class(name)
+        else:  # a class that lives with its pipeline in diffusers (e.g. shap_e.ShapERenderer)
+            import importlib
+
+            model_cls = getattr(importlib.import_module(f"diffusers.pipelines.{module}"), name)
         own[c] = model_cls.from_pretrained(path / folder, dtype=getattr(torch, dtype), variant=v,
                                            use_safetensors=not allow_pickle)
     return var, own

@@ -382,6 +382,9 @@ class _ModelFolder:
         self.model.save_pretrained(folder, **kwargs)
         self.processor.save_pretrained(folder)
         write_clip_tokenizer(folder)
+        from transformers import CLIPTokenizer  # written back once: tokenizer.json too, as the published repo has
+
+        CLIPTokenizer.from_pretrained(folder).save_pretrained(folder)
 
 
 def clip_vit_large_patch14():

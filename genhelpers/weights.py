@@ -328,7 +328,9 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, alia
         except RepositoryNotFoundError as e:
             raise WeightsNotFound(f"{repo} is not on the Hugging Face hub (or is private and the token cannot see "
                                   f"it): check the spelling on https://huggingface.co/{repo}") from e
-        except (OSError, ConnectionError) as e:
+        except Exception as e:  # connection refused, DNS, timeouts (httpx's transport errors, OSError)
+            if not (isinstance(e, (OSError, ConnectionError)) or type(e).__module__.startswith(("httpx", "httpcore"))):
+                raise
             raise HubUnreachable(f"the Hugging Face hub could not be reached for {repo} ({type(e).__name__}): "
                                  f"on Kaggle turn the internet on (Settings → Internet on), or attach the weights "
                                  f"as an input; HF_HUB_OFFLINE=1 uses only the local cache") from e

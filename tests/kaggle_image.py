@@ -62,10 +62,18 @@ def base_env() -> Path:
     py = env / "bin" / "python"
     pip(py, "install", "-q", "torch==2.13.0")  # the CPU build on this machine's disk stands in for 2.11.0+cu128
     image = stack.image_packages()
-    pins = [f"{n}=={v}" for n, v in image.items() if not stack.never(n)] + ["torch==2.13.0"]  # hold the stand-in
+    # torch 2.13's own requirements (sympy, networkx…) are newer than the image's pins for torch 2.11: leave
+    # them to pip, and hold the stand-in torch
+    from importlib.metadata import requires, version
+
+    from packaging.requirements import Requirement
+
+    torch_deps = {stack.canonical(Requirement(r).name) for r in requires("torch") or []}
+    pins = [f"{n}=={v}" for n, v in image.items() if not stack.never(n) and n not in torch_deps]
+    pins.append(f"torch=={version('torch')}")
     constraints = root / "image-constraints.txt"
     constraints.write_text("\n".join(pins) + "\n")
-    have = [n for n in SUBSET if n in image]
+    have = [n for n in SUBSET if n in image and n not in torch_deps]
     pip(py, "install", "-q", "-c", str(constraints), *have)
     versions = {n: _version(py, n) for n in have}
     wrong = {n: (v, image[n]) for n, v in versions.items() if v != image[n]}

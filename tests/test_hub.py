@@ -1,0 +1,143 @@
+"""Every published model, downloaded from a local hub that serves the published file trees
+(tests/reference/hub_trees.json) to the real huggingface_hub client, for a float16 GPU run and a float32 CPU
+run; then loaded from the downloaded snapshot. Nothing reaches the network."""
+import fnmatch
+import json
+from pathlib import Path
+
+import pytest
+
+import genhelpers
+from genhelpers import catalog, weights
+from genhelpers.runtime import Runtime
+
+from .local_hub import Hub, load_trees
+
+TREES = load_trees()
+ALIASES = {e.repo: {v: k for k, v in e.component_folders.items()} for e in catalog.ENTRIES.values()}
+CPU = Runtime("local", (), "float32")
+
+
+@pytest.fixture(scope="module")
+def hub(twins):
+    repos = {r: {"files": [f["path"] for f in t["files"]], "gated": t.get("gated") is True}
+             for r, t in TREES.items()}
+    twin_of = {e.repo: twins[k] for k, e in catalog.ENTRIES.items() if k in twins}
+    with Hub(repos, twin_of, ALIASES, tokens={"hf_granted"}) as h:
+        yield h
+
+
+@pytest.fixture
+def online(hub, monkeypatch, tmp_path):
+    """The real client, pointed at the local hub, with an empty cache and no token."""
+    import sys
+
+    import huggingface_hub.constants as c
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(c, "ENDPOINT", hub.url)
+    monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setitem(sys.modules, "kaggle_secrets", None)
+    monkeypatch.setitem(sys.modules, "google.colab", None)
+    hub.requests.clear()
+    return hub
+
+
+def fetched(hub) -> list[str]:
+    return sorted({p.split("/resolve/", 1)[1].split("/", 1)[1] for m, p in hub.requests
+                   if m == "GET" and "/resolve/" in p})
+
+
+def weight_files(names):
+    return [n for n in names if weights._weight_kind(n.rsplit("/", 1)[-1])]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+@pytest.mark.parametrize("key", sorted(k for k, e in catalog.ENTRIES.items() if e.repo in TREES))
+def test_every_published_model_downloads_what_it_needs_and_loads(online, key, dtype):
+    entry = catalog.ENTRIES[key]
+    obj = genhelpers.load(entry.repo, CPU, memory=None, dtype=dtype, quiet=True)
+    assert obj.genhelpers_info["source"] == "hf-hub"
+    got = fetched(online)
+    published = set(online.repos[entry.repo]["files"])
+    assert set(got) <= published
+    # nothing we never load: no single-file checkpoints at the top of a pipeline, no ONNX/Flax/TF, no pickle
+    # beside safetensors, at most one weight set (one variant) per folder
+    assert not any(n.endswith((".onnx", ".msgpack", ".h5", ".ckpt")) for n in got), got
+    assert not any(n.endswith(".bin") for n in got), got
+    folders = {}
+    for n in weight_files(got):
+        folder = n.rsplit("/", 1)[0] if "/" in n else ""
+        folders.setdefault(folder, set()).add(weights._weight_kind(n.rsplit("/", 1)[-1]))
+    assert all(len(kinds) == 1 for kinds in folders.values()), folders
+    if "model_index.json" in published:
+        assert "" not in folders, "a single-file checkpoint was downloaded"
+        index = json.loads(Path(obj.genhelpers_info["path"], "model_index.json").read_text())
+        used = {k for k, v in index.items() if isinstance(v, list) and v[0] is not None}
+        assert set(folders) <= used | set(entry.component_folders.values())
+    # the variant asked for when it exists: fp16 files for a float16 run where the repo has them
+    if dtype == "float16" and entry.variants:
+        assert all(v == "fp16" for kinds in folders.values() for _, v in kinds)
+
+
+def test_clip_gets_its_processor_and_tokenizer_files(online):
+    genhelpers.load("openai/clip-vit-large-patch14", CPU, memory=None, quiet=True)
+    got = fetched(online)
+    for name in ("preprocessor_config.json", "vocab.json", "merges.txt", "tokenizer_config.json"):
+        assert name in got
+    path = genhelpers.locate("openai/clip-vit-large-patch14")
+    from transformers import CLIPProcessor
+
+    CLIPProcessor.from_pretrained(path)  # the processor the notebook builds loads from the same snapshot
+
+
+def test_sdxl_vae_fp16_fix_takes_no_single_file_copy(online):
+    genhelpers.load("madebyollin/sdxl-vae-fp16-fix", CPU, memory=None, dtype="float16", quiet=True)
+    assert fetched(online) == ["config.json", "diffusion_pytorch_model.safetensors"]
+
+
+def test_shap_e_float32_uses_the_fp16_safetensors_and_the_renderer_folder(online):
+    """openai/shap-e on main: prior/ and text_encoder/ have safetensors only as fp16, shap_e_renderer/ only a
+    pickle; renderer/ (outside model_index.json) has the renderer's fp16 safetensors. Safetensors-only loads
+    the renderer from there; no pickle is downloaded."""
+    pipe = genhelpers.load("openai/shap-e", CPU, memory=None, dtype="float32", quiet=True)
+    got = fetched(online)
+    assert "renderer/diffusion_pytorch_model.fp16.safetensors" in got
+    assert "prior/diffusion_pytorch_model.fp16.safetensors" in got
+    assert not any(n.endswith(".bin") for n in got)
+    assert pipe.prior.dtype.__str__() == "torch.float32"  # upcast from the fp16 files
+
+
+def test_a_gated_repo_says_how_to_get_access(online, monkeypatch):
+    online.repos["acme/gated-model"] = {"files": ["config.json", "diffusion_pytorch_model.safetensors"],
+                                        "gated": True}
+    with pytest.raises(weights.GatedModel, match=r"(?s)gated model.*no token was found.*accept the licence.*"
+                                                 r"secret named HF_TOKEN.*re-run"):
+        genhelpers.locate("acme/gated-model")
+    monkeypatch.setenv("HF_TOKEN", "hf_not_granted")
+    with pytest.raises(weights.GatedModel, match="not been granted access") as e:
+        genhelpers.locate("acme/gated-model")
+    assert "hf_not_granted" not in str(e.value)  # the token is never printed
+    monkeypatch.setenv("HF_TOKEN", "hf_granted")
+    assert (genhelpers.locate("acme/gated-model") / "config.json").is_file()
+
+
+def test_an_unreachable_hub_is_not_read_as_a_missing_file(online, monkeypatch):
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")
+    with pytest.raises(weights.HubUnreachable, match="could not be reached.*internet on"):
+        genhelpers.locate("stabilityai/stable-diffusion-xl-base-1.0")
+
+
+def test_the_published_trees_are_the_reference_data():
+    """The served trees are the shared reference data, as recorded (not edited to suit the code)."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hub_trees.json"
+    if shared.is_file():
+        assert json.loads(shared.read_text())["repos"] == TREES
+    assert fnmatch.fnmatch("unet/diffusion_pytorch_model.fp16.safetensors", "unet/*.fp16.safetensors")

@@ -1,0 +1,142 @@
+"""Every memory plan applied to every pipeline the notebooks build, with the GPU intercepted.
+
+Why intercept rather than run on the meta device: a plan's risky calls are the pipeline-specific switches
+(VAE slicing/tiling, forward chunking, attention slicing), and those run for real on the CPU — SVD's temporal
+VAE raises NotImplementedError for slicing, a UNet may lack forward chunking. Only the device moves
+(``pipe.to("cuda:N")``, model/sequential CPU offload, resetting a device map) need a GPU; those are recorded
+instead, and checked against what the plan says. Then one denoising step runs with the leanest plan's switches
+on, so the pipeline call accepts them (decode chunks, tiles) end to end."""
+import diffusers
+import pytest
+import torch
+
+import genhelpers
+from genhelpers import memory
+from genhelpers.machines import runtime_for
+
+T4X2 = runtime_for("T4x2")
+T4 = runtime_for("T4")
+# (twin, pipeline class to build, extra components, frames of a request)
+PIPELINES = {
+    "sdxl-base": ("tiny:sdxl-base", None, {}, 1),
+    "sdxl-refiner": ("tiny:sdxl-refiner", None, {}, 1),
+    "sd15": ("tiny:sd15", None, {}, 1),
+    "animatediff": ("tiny:sd15", "AnimateDiffPipeline", {"motion_adapter": "tiny:animatediff-motion-adapter-v1-5-2"},
+                    16),
+    "svd": ("tiny:svd", None, {}, 14),
+    "svd-xt": ("tiny:svd-xt", None, {}, 25),
+    "shap-e": ("tiny:shap-e", None, {}, 1),
+    "shap-e-img2img": ("tiny:shap-e-img2img", None, {}, 1),
+    "zero123plus": ("tiny:zero123plus-v1.2", None, {}, 1),
+    "mvdream": ("tiny:mvdream", None, {}, 1),
+    "imagedream": ("tiny:imagedream", None, {}, 1),
+}
+PLANS = [("gpu", T4X2), ("split", T4X2), ("gpu-lean", T4), ("model-offload", T4), ("sequential-offload", T4)]
+
+
+@pytest.fixture
+def intercepted(monkeypatch):
+    """Record the calls that need a GPU; everything else runs for real."""
+    calls = []
+    for name in ("to", "enable_model_cpu_offload", "enable_sequential_cpu_offload", "reset_device_map",
+                 "remove_all_hooks"):
+        real = getattr(diffusers.DiffusionPipeline, name)
+
+        def record(self, *args, _name=name, _real=real, **kwargs):
+            device = [*args, *kwargs.values()]
+            if _name == "to" and not any("cuda" in str(d) for d in device):
+                return _real(self, *args, **kwargs)  # a CPU/dtype move is real
+            calls.append((_name, tuple(str(a) for a in args), {k: str(v) for k, v in kwargs.items()}))
+            return self
+
+        monkeypatch.setattr(diffusers.DiffusionPipeline, name, record)
+    return calls
+
+
+def build(key, cpu_runtime):
+    ref, cls, extra, frames = PIPELINES[key]
+    pipe = genhelpers.load(ref, cpu_runtime, memory=None, pipeline=cls, quiet=True, **extra)
+    return pipe, frames
+
+
+@pytest.mark.parametrize("plan_name, machine", PLANS, ids=[p for p, _ in PLANS])
+@pytest.mark.parametrize("key", sorted(PIPELINES))
+def test_every_plan_applies_to_every_pipeline(key, plan_name, machine, intercepted, cpu_runtime):
+    pipe, frames = build(key, cpu_runtime)
+    devices = {"tiny:a": "cuda:0", "tiny:b": "cuda:1"} if plan_name == "split" and key.startswith("sdxl") else None
+    plan = memory.named(plan_name, machine, frames=frames, batch=2, devices=devices)
+    memory.apply(pipe, plan, "tiny:b" if devices else None)
+    expected = {"gpu": ("to", ("cuda:0",)), "gpu-lean": ("to", ("cuda:0",)),
+                "model-offload": ("enable_model_cpu_offload", ()), "sequential-offload":
+                    ("enable_sequential_cpu_offload", ())}
+    if plan_name == "split":
+        # one model per GPU (here the second), or the pipeline spread by device_map (placed at load: no call)
+        assert intercepted == ([("to", ("cuda:1",), {})] if devices else [])
+    else:
+        name, args = expected[plan_name]
+        assert intercepted[0][0] == name and (intercepted[0][1] == args or intercepted[0][2] == {"gpu_id": "0"})
+    vae = getattr(pipe, "vae", None)
+    if vae is not None and type(vae).__name__ not in memory.CHUNKED_VAES and plan.vae_tiling:
+        assert vae.use_tiling and vae.use_slicing
+    if type(vae).__name__ in memory.CHUNKED_VAES:
+        assert plan.decode_chunk_size is not None  # clips decode in chunks of frames instead
+
+
+@pytest.mark.parametrize("key", sorted(PIPELINES))
+def test_the_fallback_chain_runs_to_the_end(key, intercepted, cpu_runtime):
+    """Out of memory at every step: split (device map) → gpu-lean → model offload → sequential offload, then
+    a clear error. The device map is reset before the first move (diffusers forbids .to() on a mapped
+    pipeline), offload hooks are removed before the next offload."""
+    pipe, frames = build(key, cpu_runtime)
+    pipe.genhelpers_plan = memory.named("split", T4X2, frames=frames)  # device_map="balanced"
+    assert pipe.genhelpers_plan.device_map == "balanced"
+
+    def oom():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(RuntimeError, match="no leaner plan is left"):
+        genhelpers.retry_on_oom(pipe, oom, T4X2, frames=frames)
+    names = [c[0] for c in intercepted]
+    assert names == ["reset_device_map", "to", "enable_model_cpu_offload", "remove_all_hooks",
+                     "enable_sequential_cpu_offload"]
+    assert [f["plan"] for f in pipe.genhelpers_plan.fallbacks] == ["split", "gpu-lean", "model-offload"]
+
+
+def test_svd_plans_never_touch_the_temporal_vae_switches(intercepted, cpu_runtime):
+    """SVD's AutoencoderKLTemporalDecoder raises NotImplementedError for slicing and tiling: every plan must
+    leave them alone and decode in chunks of frames instead."""
+    pipe, frames = build("svd", cpu_runtime)
+    with pytest.raises(NotImplementedError):
+        pipe.vae.enable_tiling()
+    for plan_name, machine in PLANS:
+        plan = memory.named(plan_name, machine, frames=frames)
+        memory.apply(pipe, plan)
+        assert plan.decode_chunk_size in (1, 2, 8)
+
+
+@pytest.mark.parametrize("key", ["sdxl-base", "animatediff", "svd", "zero123plus", "mvdream"])
+def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runtime):
+    """The leanest plan's switches (VAE slicing + tiling, attention slicing, forward chunking, frames decoded
+    one at a time) stay on while the pipeline really runs one step on the CPU."""
+    from PIL import Image
+
+    pipe, frames = build(key, cpu_runtime)
+    plan = memory.named("sequential-offload", T4, frames=frames, batch=1)
+    memory.apply(pipe, plan)
+    g = torch.Generator("cpu").manual_seed(0)
+    common = dict(num_inference_steps=1, generator=g, output_type="np")
+    picture = Image.new("RGB", (64, 64), (200, 100, 50))
+    if key == "sdxl-base":
+        out = pipe("a fox", height=64, width=64, **common).images
+    elif key == "animatediff":
+        out = pipe("a fox", num_frames=2, height=64, width=64, decode_chunk_size=plan.decode_chunk_size,
+                   **common).frames
+    elif key == "svd":
+        out = pipe(picture, num_frames=2, height=64, width=64, decode_chunk_size=plan.decode_chunk_size,
+                   **common).frames
+    elif key == "zero123plus":
+        out = pipe(Image.new("RGB", (320, 320), (200, 100, 50)), num_inference_steps=1, generator=g)
+        out = getattr(out, "images", out)
+    else:
+        out = pipe("a fox", height=64, width=64, **common).images
+    assert len(out) >= 1

@@ -4,6 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -qq
 STAMP := $(VENV)/.installed-stamp
+# torch comes first, from where you say: on this project's machines `torch==2.13.0` is a CPU wheel on local disk;
+# on an ordinary Linux machine the package index would give the multi-GB CUDA build, so pass the CPU index:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 # Runs here never touch a model hub; tiny twins are cached inside the checkout (make clean removes them).
 RUN_ENV := HF_HUB_OFFLINE=1 GENHELPERS_CACHE=$(CURDIR)/.cache/genhelpers
 
@@ -13,7 +18,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml genhelpers/tested-versions.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) torch==2.13.0
+	$(PIP) '$(TORCH)' $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) -e '.[dev]' -c genhelpers/tested-versions.txt
 	touch $@
 

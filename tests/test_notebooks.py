@@ -41,6 +41,8 @@ def test_notebook_is_committed_clean(name):
     assert all(not c.outputs and c.execution_count is None for c in code)
     assert nb.cells[0].cell_type == "markdown" and "licen" in nb.cells[0].source.lower()
     first_code = code[0].source
+    assert first_code == (NOTEBOOKS / "install_cell.py").read_text().rstrip("\n"), \
+        "the install cell differs from notebooks/install_cell.py: run python tools/sync_install_cell.py"
     assert "ensure_stack()" in first_code  # the install cell comes before the parameters
     assert code.index(parameters_cell(nb)) == 1
     assert any(c.source.startswith("# NBVAL_CHECK_OUTPUT") for c in code)

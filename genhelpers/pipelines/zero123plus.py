@@ -10,7 +10,16 @@ Two kinds of conditioning:
   * global conditioning: the CLIP image embedding of the input, scaled per token by ``ramping_coefficients``,
     is added to the encoding of the empty prompt.
 Classifier-free guidance pairs the conditional branch with an unconditional one whose reference is the latent of
-an all-zero image and whose text encoding is the empty prompt alone.
+an all-zero image and whose text encoding is the prompt's alone.
+
+Published behaviour we follow (the authors' diffusers pipeline, SUDO-AI-3D/zero123plus, read for behaviour,
+not copied): the reference latent is the *raw* VAE latent of the input, sampled from the latent distribution —
+no image scale transform, no ``scaling_factor``, no latent scale transform (those three apply to the latents
+being denoised only); the unconditional reference is the zero image encoded the same raw way; the depth
+ControlNet's image is given in [-1, 1] with a conditioning scale of 0.75; the scheduler always uses trailing
+timestep spacing; guidance ≤ 1 runs the conditional branch alone; ``output_type="latent"`` returns the latents
+after the latent un-scaling. Where we differ on purpose: every random draw (reference latent sample, the noise
+added to it, the starting noise) comes from the caller's generator, so a seed reproduces a result.
 """
 from __future__ import annotations
 
@@ -150,19 +159,21 @@ class Zero123PlusPipeline(DiffusionPipeline):
                               feature_extractor_vae=feature_extractor_vae, controlnet=controlnet)
         self.register_to_config(ramping_coefficients=ramping_coefficients)
         self.reference = install_reference_attention(unet)
+        if scheduler is not None and scheduler.config.get("timestep_spacing") != "trailing":
+            # the authors' entry points always sample with trailing spacing, whatever the saved config says
+            self.scheduler = type(scheduler).from_config(scheduler.config, timestep_spacing="trailing")
 
     def _encode_condition(self, image, batch, device, dtype, generator):
-        """(CLIP image embeddings of the input, reference latents for [zero image, input])."""
+        """(CLIP image embeddings of the input, raw reference latents for [zero image, input])."""
         pixels = self.feature_extractor_vae(images=image, return_tensors="pt").pixel_values.to(device, dtype)
         pixels = torch.cat([torch.zeros_like(pixels), pixels])  # [unconditional, conditional]
-        latents = self.vae.encode(scale_image(pixels)).latent_dist.sample(generator=generator)
-        latents = scale_latents(latents * self.vae.config.scaling_factor)
+        latents = self.vae.encode(pixels).latent_dist.sample(generator=generator)  # raw: no scale transforms
         clip_pixels = self.feature_extractor_clip(images=image, return_tensors="pt").pixel_values.to(device, dtype)
         embeds = self.vision_encoder(clip_pixels).image_embeds
         return embeds.repeat_interleave(batch, 0), latents.repeat_interleave(batch, 0)
 
-    def _encode_prompt(self, device, dtype):
-        tokens = self.tokenizer("", padding="max_length", max_length=self.tokenizer.model_max_length,
+    def _encode_prompt(self, prompt, device, dtype):
+        tokens = self.tokenizer(prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
                                 truncation=True, return_tensors="pt").input_ids.to(device)
         return self.text_encoder(tokens)[0].to(dtype)
 
@@ -170,30 +181,34 @@ class Zero123PlusPipeline(DiffusionPipeline):
     def __call__(self, image: Image.Image, num_inference_steps: int = 28, guidance_scale: float = 4.0,
                  height: int = 960, width: int = 640, num_images_per_prompt: int = 1, generator=None,
                  depth_image: Image.Image | None = None, controlnet_conditioning_scale: float = 0.75,
-                 reference_attention: bool = True, output_type: str = "pil"):
+                 reference_attention: bool = True, output_type: str = "pil", prompt: str = ""):
         device, dtype = self._execution_device, self.unet.dtype
         batch = num_images_per_prompt
         image = prepare_input(image)
         embeds, ref_latents = self._encode_condition(image, batch, device, dtype, generator)
-        empty = self._encode_prompt(device, dtype).expand(batch, -1, -1)
+        empty = self._encode_prompt(prompt, device, dtype).expand(batch, -1, -1)
         ramp = torch.tensor(self.config.ramping_coefficients, device=device, dtype=dtype)[None, :, None]
         conditional = empty + ramp * embeds[:, None, :]  # the image embedding steers the conditional branch only
-        text = torch.cat([empty, conditional])  # [unconditional, conditional]
+        cfg = guidance_scale > 1  # at guidance ≤ 1 the conditional branch runs alone
+        text = torch.cat([empty, conditional]) if cfg else conditional  # [unconditional, conditional]
+        if not cfg:
+            ref_latents = ref_latents[batch:]
+        branches = 2 if cfg else 1
 
         control = None
         if depth_image is not None:
             if self.controlnet is None:
                 raise ValueError("depth_image needs the depth ControlNet: load the pipeline with controlnet=...")
             depth = depth_image.convert("RGB").resize((width, height), Image.BICUBIC)
-            control = torch.from_numpy(np.asarray(depth, dtype="float32") / 255.0)
-            control = control.permute(2, 0, 1)[None].to(device, dtype).repeat(2 * batch, 1, 1, 1)
+            control = torch.from_numpy(np.asarray(depth, dtype="float32") / 127.5 - 1.0)  # [-1, 1] as published
+            control = control.permute(2, 0, 1)[None].to(device, dtype).repeat(branches * batch, 1, 1, 1)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         shape = (batch, self.unet.config.in_channels, height // 8, width // 8)
         latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
         latents = latents * self.scheduler.init_noise_sigma
         for t in self.progress_bar(self.scheduler.timesteps):
-            model_in = self.scheduler.scale_model_input(torch.cat([latents] * 2), t)
+            model_in = self.scheduler.scale_model_input(torch.cat([latents] * branches), t)
             if reference_attention:  # record the noised reference at this timestep
                 noise = torch.randn(ref_latents.shape, generator=generator, dtype=torch.float32).to(device, dtype)
                 ref_in = self.scheduler.scale_model_input(
@@ -210,12 +225,14 @@ class Zero123PlusPipeline(DiffusionPipeline):
                 noise_pred = self.unet(model_in, t, encoder_hidden_states=text, **residuals).sample
             finally:
                 self.reference.mode, self.reference.bank = None, {}
-            uncond, cond = noise_pred.chunk(2)
-            latents = self.scheduler.step(uncond + guidance_scale * (cond - uncond), t, latents,
-                                          generator=generator).prev_sample
+            if cfg:
+                uncond, cond = noise_pred.chunk(2)
+                noise_pred = uncond + guidance_scale * (cond - uncond)
+            latents = self.scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
+        latents = unscale_latents(latents)
         if output_type == "latent":
             return latents
-        decoded = self.vae.decode(unscale_latents(latents) / self.vae.config.scaling_factor).sample
+        decoded = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         images = (unscale_image(decoded).clamp(-1, 1) + 1) / 2
         images = images.permute(0, 2, 3, 1).float().cpu().numpy()
         return images if output_type == "np" else self.numpy_to_pil(images)

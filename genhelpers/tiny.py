@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TWIN_VERSION = 3  # bump when a builder changes, so cached twins are rebuilt
+TWIN_VERSION = 4  # bump when a builder changes, so cached twins are rebuilt
 SEED = 0
 
 # ----------------------------------------------------------------------------------------------- tokenizer
@@ -115,6 +115,19 @@ def clip_tokenizer(pad_token: str = EOS):
 
 
 # ----------------------------------------------------------------------------------------------- components
+def _liven(model, std: float = 0.05):
+    """Give every all-zero convolution/linear weight small random values (from the seeded stream). A fresh
+    ControlNet or SparseCtrl starts its conditioning embedding and output convolutions at zero, so a twin built
+    that way ignores its conditioning input: a dead path no test could see. Trained weights are not zero."""
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)) and not m.weight.any():
+                m.weight.normal_(0, std)
+    return model
+
+
 def _seeded(seed: int):
     import torch
 
@@ -318,11 +331,11 @@ def _sparsectrl(rgb: bool):
     from diffusers import SparseControlNetModel
 
     _seeded(SEED + (7 if rgb else 8))
-    return SparseControlNetModel(block_out_channels=SD15_CHANNELS, layers_per_block=2, norm_num_groups=8,
-                                 cross_attention_dim=32, attention_head_dim=8,
-                                 conditioning_embedding_out_channels=(8, 8, 8, 8),
-                                 conditioning_channels=4 if rgb else 3, use_simplified_condition_embedding=rgb,
-                                 concat_conditioning_mask=True, **MOTION).eval()
+    return _liven(SparseControlNetModel(block_out_channels=SD15_CHANNELS, layers_per_block=2, norm_num_groups=8,
+                                        cross_attention_dim=32, attention_head_dim=8,
+                                        conditioning_embedding_out_channels=(8, 8, 8, 8),
+                                        conditioning_channels=4 if rgb else 3, use_simplified_condition_embedding=rgb,
+                                        concat_conditioning_mask=True, **MOTION).eval())
 
 
 def sparsectrl_rgb():
@@ -465,8 +478,8 @@ def controlnet_zp11_depth():
                           down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",)).eval()
     with torch.no_grad():
         for p in [*net.controlnet_down_blocks.parameters(), *net.controlnet_mid_block.parameters()]:
-            p.normal_(0, 0.05)
-    return net
+            p.normal_(0, 0.3)
+    return _liven(net, std=0.3)  # the conditioning embedding's last convolution too: the depth image must count
 
 
 # MVDream: our multi-view UNet at toy width (32 channels: its GroupNorms have 32 groups, as published) with the

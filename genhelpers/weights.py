@@ -305,7 +305,8 @@ def gated_message(repo: str, token: bool) -> str:
             + (" (the token given has not been granted access yet)" if token else " (no token was found)") + ".\n"
             f"  1. open https://huggingface.co/{repo}, sign in and accept the licence;\n"
             f"  2. create a token at https://huggingface.co/settings/tokens (read access) and add it as a secret named "
-            f"HF_TOKEN (Kaggle: Add-ons → Secrets; Colab: the key icon in the left bar; elsewhere: export HF_TOKEN=…);\n"
+            f"HF_TOKEN (Kaggle: Add-ons → Secrets; Colab: the key icon in the left bar; elsewhere: "
+            f"export HF_TOKEN=…);\n"
             f"  3. re-run this cell.")
 
 
@@ -313,8 +314,12 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, alia
     """Download (or, offline, find in the cache) exactly the files ``select_files`` picks from the repo's
     listing. Gated repositories and an unreachable hub get their own errors."""
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     token = hub_token()
     if offline():
@@ -361,7 +366,8 @@ def not_found_message(ref: str, repo: str | None, entry: catalog.Entry | None, w
         "  1. a local folder: model='/path/to/folder' (a diffusers folder with model_index.json or config.json)",
         f"  2. on Kaggle, attach the weights as a dataset or model named '{slug}' "
         f"(searched under {kaggle_input_root()})",
-        "  3. a Kaggle Model: attach it (Add Input), or model='kaggle:<owner>/<model>/<framework>/<variation>/<version>' "
+        "  3. a Kaggle Model: attach it (Add Input), or "
+        "model='kaggle:<owner>/<model>/<framework>/<variation>/<version>' "
         "(kagglehub downloads it outside Kaggle)",
         ("  4. the Hugging Face hub: turn the internet on (Kaggle: Settings → Internet on) and unset "
          "HF_HUB_OFFLINE; files are cached under ~/.cache/huggingface"),

@@ -91,8 +91,8 @@ def _version(python: Path, name: str) -> str | None:
 
 
 def versions(python: Path, names) -> dict:
-    code = ("import json, importlib.metadata as m\nout = {}\nfor n in %r:\n    try: out[n] = m.version(n)\n"
-            "    except m.PackageNotFoundError: out[n] = None\nprint(json.dumps(out))" % (list(names),))
+    code = (f"import json, importlib.metadata as m\nout = {{}}\nfor n in {list(names)!r}:\n"
+            "    try: out[n] = m.version(n)\n    except m.PackageNotFoundError: out[n] = None\nprint(json.dumps(out))")
     return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout)
 
 

@@ -64,7 +64,8 @@ def test_a_stack_that_does_not_import_is_an_error_that_says_what_to_run():
 
 def test_pip_failure_is_explained():
     failed = lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, "", "ERROR: network is unreachable")  # noqa: E731
-    with pytest.raises(RuntimeError, match=r"network is unreachable.*internet on.*genhelpers kaggle build.*run: .*pip install"):
+    with pytest.raises(RuntimeError,
+                       match=r"network is unreachable.*internet on.*genhelpers kaggle build.*run: .*pip install"):
         stack.ensure(run=failed, installed=dict(KAGGLE_2026).get, check=lambda: None)
     with pytest.raises(RuntimeError, match=r"needs the tested versions.*Run: .*pip install"):
         stack.ensure(upgrade=False, installed=dict(KAGGLE_2026).get)

@@ -177,7 +177,8 @@ def test_weights_fall_back_to_the_variant_that_exists():
     vae = ["config.json", "diffusion_pytorch_model.safetensors", "sdxl_vae.safetensors", "sdxl.vae.safetensors"]
     assert select_files(vae, None, "fp16", False) == ["config.json", "diffusion_pytorch_model.safetensors"]
     # sharded weights come with their index; non-EMA copies are never taken
-    shards = ["diffusion_pytorch_model-00001-of-00002.safetensors", "diffusion_pytorch_model-00002-of-00002.safetensors",
+    shards = ["diffusion_pytorch_model-00001-of-00002.safetensors",
+              "diffusion_pytorch_model-00002-of-00002.safetensors",
               "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.non_ema.safetensors"]
     assert choose_weights(shards, None, False) == shards[:2]
 

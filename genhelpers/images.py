@@ -6,6 +6,17 @@ import os
 from pathlib import Path
 
 
+def flatten_alpha(image, background=(255, 255, 255)):
+    """An RGB picture: a cut-out (RGBA, LA, or a palette with transparency) composited onto ``background``, so
+    a model sees that colour where the picture is transparent, not whatever colour is stored there."""
+    from PIL import Image
+
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba)
+    return image.convert("RGB")
+
+
 def demo_image(size: int = 256):
     """A glossy red ball on a grey floor, lit from the upper left, on white: one object, centred, the kind of
     input image-to-3D and image-to-video models expect."""

@@ -1,6 +1,6 @@
-"""Twins must have no dead conditioning paths: a zero-initialised layer makes a conditioning input (a depth map,
-key frames, a motion module) change nothing, so no test could see it misused.
-(Still open, issue 15: normalisation groups of one channel in most twins' 8-channel blocks.)"""
+"""Twins must be numerically well-conditioned and have no dead conditioning paths: a normalisation group of one
+channel amplifies float rounding (comparisons on it mean nothing), and a zero-initialised layer makes a
+conditioning input (a depth map, key frames, a motion module) change nothing, so no test could see it misused."""
 import pytest
 import torch
 
@@ -39,6 +39,14 @@ def modules_of(folder):
 
 
 @pytest.mark.parametrize("key", sorted(tiny.BUILDERS))
+def test_no_normalisation_group_of_one_channel(twins, key):
+    for name, model in modules_of(twins[key]):
+        for mod_name, m in model.named_modules():
+            if isinstance(m, torch.nn.GroupNorm):
+                assert m.num_channels // m.num_groups >= 2, f"{key}/{name}.{mod_name}: {m}"
+
+
+@pytest.mark.parametrize("key", sorted(tiny.BUILDERS))
 def test_no_output_layer_is_all_zero(twins, key):
     """A layer whose weights are all zero passes nothing on (ControlNet zero convolutions, motion modules'
     output projections, conditioning embeddings are zero-initialised in a fresh model; trained ones are not)."""
@@ -64,3 +72,99 @@ def test_the_depth_image_changes_zero123plus_output(twins, cpu_runtime):
                      depth_image=Image.new("RGB", (64, 96), depth))
 
     assert (run((0, 0, 0)) - run((255, 255, 255))).abs().max() > 1e-4
+
+
+# ------------------------------------------------------------------ every conditioning input changes the output
+def _cpu():
+    from genhelpers.runtime import Runtime
+
+    return Runtime("local", (), "float32")
+
+
+def _differs(a, b, at_least=1e-4):
+    import numpy as np
+
+    return float(np.abs(np.asarray(a, dtype="float32") - np.asarray(b, dtype="float32")).max()) > at_least
+
+
+@pytest.fixture(scope="module")
+def animatediff(twins):
+    import genhelpers
+
+    return genhelpers.load("tiny:sd15", _cpu(), memory=None, quiet=True, pipeline="AnimateDiffPipeline",
+                           motion_adapter="tiny:animatediff-motion-adapter-v1-5-2")
+
+
+@pytest.mark.parametrize("kind", ["rgb", "scribble"])
+def test_sparsectrl_key_frames_change_the_clip(animatediff, kind):
+    from diffusers import AnimateDiffSparseControlNetPipeline
+    from PIL import Image
+
+    import genhelpers
+
+    controlnet = genhelpers.load(f"tiny:sparsectrl-{kind}", _cpu(), memory=None, quiet=True)
+    pipe = AnimateDiffSparseControlNetPipeline.from_pipe(animatediff, controlnet=controlnet)
+
+    def run(colour):
+        return pipe(prompt="a ball", num_frames=2, height=64, width=64, num_inference_steps=2, output_type="np",
+                    conditioning_frames=[Image.new("RGB", (64, 64), colour)], controlnet_frame_indices=[0],
+                    generator=torch.Generator("cpu").manual_seed(0)).frames
+
+    assert _differs(run((0, 0, 0)), run((255, 255, 255)))
+
+
+def test_the_motion_adapter_couples_the_frames(animatediff):
+    """Motion modules attend across frames: changing frame 0's starting noise changes frame 1 of the clip."""
+    noise = torch.randn(1, 4, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    changed = noise.clone()
+    changed[:, :, 0] = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def run(latents):
+        return animatediff(prompt="a ball", num_frames=2, height=64, width=64, num_inference_steps=2, latents=latents,
+                           output_type="np", generator=torch.Generator("cpu").manual_seed(0)).frames[0]
+
+    assert _differs(run(noise)[1], run(changed)[1])
+
+
+def test_the_camera_changes_mvdream_views(twins):
+    import genhelpers
+    from genhelpers.pipelines.mvdream import cameras
+
+    pipe = genhelpers.load("tiny:mvdream", _cpu(), memory=None, quiet=True)
+
+    def run(cam):
+        return pipe("a toy", num_inference_steps=1, height=64, width=64, camera=cam, output_type="np",
+                    generator=torch.Generator("cpu").manual_seed(0))
+
+    assert _differs(run(cameras(4, 0.0)), run(cameras(4, 30.0, 45.0)))
+
+
+def test_the_picture_changes_imagedream_views(twins):
+    from PIL import Image
+
+    import genhelpers
+
+    pipe = genhelpers.load("tiny:imagedream", _cpu(), memory=None, quiet=True)
+
+    def run(colour):
+        return pipe("", image=Image.new("RGB", (96, 96), colour), num_inference_steps=1, height=64, width=64,
+                    output_type="np", generator=torch.Generator("cpu").manual_seed(0))
+
+    assert _differs(run((250, 20, 20)), run((20, 20, 250)))
+
+
+def test_the_refiner_reads_its_input_and_its_aesthetic_score(twins):
+    import numpy as np
+    from PIL import Image
+
+    import genhelpers
+
+    pipe = genhelpers.load("tiny:sdxl-refiner", _cpu(), memory=None, quiet=True)
+
+    def run(colour, score=6.0):
+        return pipe("a fox", image=Image.new("RGB", (64, 64), colour), num_inference_steps=2, strength=0.5,
+                    aesthetic_score=score, output_type="np", generator=torch.Generator("cpu").manual_seed(0)).images
+
+    base = run((200, 50, 50))
+    assert _differs(base, run((50, 50, 200))) and _differs(base, run((200, 50, 50), score=2.0))
+    assert np.isfinite(base).all()

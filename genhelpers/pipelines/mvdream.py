@@ -8,6 +8,20 @@ In every transformer block the self-attention runs over the tokens of *all F vie
 sequence), so each view sees the others and they agree about the object; the cross-attention to the prompt stays
 per view; and each view gets its camera (a 4×4 camera-to-world matrix, flattened) through a small MLP whose
 output is added to the timestep embedding.
+
+Sampling follows the authors' diffusers port (ashawkey/mvdream_diffusers, read for behaviour, not copied): DDIM,
+classifier-free guidance over [negative prompt × views, prompt × views] with the cameras repeated for both
+halves; ImageDream adds the CLIP image tokens (zeros in the unconditional half) and the input's VAE latent as one
+more frame with an all-zero camera (zeros in the unconditional half). Where we differ on purpose:
+  * every random draw comes from the caller's generator (the port samples the image latent from the global RNG),
+    so the same seed gives the same views;
+  * a cut-out RGBA input is composited onto white before both encoders, as the port does (the original
+    ImageDream code uses grey); dropping the alpha channel would show the model whatever colour is stored under
+    the transparency;
+  * the input is resized to the output size with antialiased bicubic filtering (the port: bilinear without
+    antialiasing, to 256 px), which is closer to the original ImageDream preprocessing.
+The authors' scripts sample with guidance 5, 30 steps, elevation 0 and an empty negative prompt (ImageDream's
+original: elevation 5); the notebook uses those.
 """
 from __future__ import annotations
 
@@ -510,10 +524,16 @@ class MVDreamPipeline(DiffusionPipeline):
         ([1, 257, 1280] for ViT-H/14), and its VAE latent at the output size (written into the reference frame)."""
         import numpy as np
 
-        pixels = self.feature_extractor(images=image.convert("RGB"), return_tensors="pt").pixel_values
+        from PIL import Image
+
+        from ..images import flatten_alpha
+
+        image = flatten_alpha(image, (255, 255, 255))  # a cut-out object on white, as the port composites it
+        pixels = self.feature_extractor(images=image, return_tensors="pt").pixel_values
         hidden = self.image_encoder(pixels.to(device, self.image_encoder.dtype), output_hidden_states=True)
         ip = hidden.hidden_states[-2].to(dtype)
-        small = np.asarray(image.convert("RGB").resize((width, height)), dtype=np.float32) / 127.5 - 1
+        # antialiased bicubic resize (the port: bilinear without antialiasing; ours is closer to the original)
+        small = np.asarray(image.resize((width, height), Image.BICUBIC), dtype=np.float32) / 127.5 - 1
         x = torch.from_numpy(small).permute(2, 0, 1)[None].to(device, self.vae.dtype)
         posterior = self.vae.encode(x).latent_dist
         ip_img = posterior.sample(generator) * self.vae.config.scaling_factor

@@ -29,6 +29,8 @@ from diffusers import DiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
+from ..images import flatten_alpha
+
 # Camera of each view, row by row, relative to the input view (degrees). v1.1's field of view is not published.
 CAMERAS = {
     "v1.1": {"azimuth": [30, 90, 150, 210, 270, 330], "elevation": [30, -20, 30, -20, 30, -20], "fov": None},
@@ -59,11 +61,7 @@ def prepare_input(image: Image.Image, min_size: int = MIN_SIZE) -> Image.Image:
     if min(image.size) < min_size and max(image.size) < min_size:
         raise ValueError(f"image is {image.width}×{image.height}: Zero123++ needs at least {min_size}×{min_size} "
                          f"(its views are {min_size} px); use a larger picture of the object")
-    if image.mode in ("RGBA", "LA", "P"):
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGBA", rgba.size, (GREY, GREY, GREY, 255))
-        image = Image.alpha_composite(flat, rgba)
-    image = image.convert("RGB")
+    image = flatten_alpha(image, (GREY, GREY, GREY))
     side = max(image.size)
     if image.width != image.height:
         square = Image.new("RGB", (side, side), (GREY, GREY, GREY))
@@ -186,9 +184,11 @@ class Zero123PlusPipeline(DiffusionPipeline):
         batch = num_images_per_prompt
         image = prepare_input(image)
         embeds, ref_latents = self._encode_condition(image, batch, device, dtype, generator)
-        empty = self._encode_prompt(prompt, device, dtype).expand(batch, -1, -1)
+        # unconditional: the empty prompt alone; conditional: the prompt plus the ramped image embedding
+        empty = self._encode_prompt("", device, dtype).expand(batch, -1, -1)
+        said = empty if prompt == "" else self._encode_prompt(prompt, device, dtype).expand(batch, -1, -1)
         ramp = torch.tensor(self.config.ramping_coefficients, device=device, dtype=dtype)[None, :, None]
-        conditional = empty + ramp * embeds[:, None, :]  # the image embedding steers the conditional branch only
+        conditional = said + ramp * embeds[:, None, :]  # the image embedding steers the conditional branch only
         cfg = guidance_scale > 1  # at guidance ≤ 1 the conditional branch runs alone
         text = torch.cat([empty, conditional]) if cfg else conditional  # [unconditional, conditional]
         if not cfg:
@@ -199,7 +199,7 @@ class Zero123PlusPipeline(DiffusionPipeline):
         if depth_image is not None:
             if self.controlnet is None:
                 raise ValueError("depth_image needs the depth ControlNet: load the pipeline with controlnet=...")
-            depth = depth_image.convert("RGB").resize((width, height), Image.BICUBIC)
+            depth = flatten_alpha(depth_image, (GREY, GREY, GREY)).resize((width, height), Image.BICUBIC)
             control = torch.from_numpy(np.asarray(depth, dtype="float32") / 127.5 - 1.0)  # [-1, 1] as published
             control = control.permute(2, 0, 1)[None].to(device, dtype).repeat(branches * batch, 1, 1, 1)
 

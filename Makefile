@@ -36,6 +36,7 @@ lint: setup
 bench: setup  ## timings and classroom quality written to benchmarks/results.json
 	$(RUN_ENV) $(PY) benchmarks/bench_smoke.py
 	$(RUN_ENV) $(PY) benchmarks/bench_classroom.py
+	$(PY) benchmarks/bench_suite.py  # fresh clone: make setup, make test, make run (~20 min)
 
 wheel: setup  ## dist/genhelpers-*.whl, to attach on Kaggle as a dataset
 	$(PY) -m pip wheel -qq --no-deps -w dist .

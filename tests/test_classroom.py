@@ -69,6 +69,16 @@ def test_clip_score_and_zero_shot_on_the_twin(twins):
 
 
 def test_clip_twin_has_the_published_layout(twins):
+    """Every file of the published repository that a loader reads (tests/reference/hub_trees.json), and no other:
+    not the pickle, TensorFlow or Flax copies."""
+    import json
+
+    from .conftest import REFERENCE
+
+    tree = json.loads((REFERENCE / "hub_trees.json").read_text())["repos"]["openai/clip-vit-large-patch14"]
+    published = {f["path"] for f in tree["files"]} - {".gitattributes", "README.md", "pytorch_model.bin",
+                                                       "tf_model.h5", "flax_model.msgpack"}
     names = sorted(p.name for p in twins["clip-vit-large-patch14"].iterdir())
-    assert names == ["config.json", "merges.txt", "model.safetensors", "preprocessor_config.json",
-                     "special_tokens_map.json", "tokenizer_config.json", "vocab.json"]
+    assert names == sorted(published) == ["config.json", "merges.txt", "model.safetensors", "preprocessor_config.json",
+                                          "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
+                                          "vocab.json"]

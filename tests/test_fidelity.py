@@ -97,8 +97,9 @@ def zero123plus_reference(folder, image, steps, guidance, seed, height, width, p
             ref = sched.scale_model_input(sched.add_noise(cond_lat, noise, t.reshape(1)), t)
             residuals = {}
             if control is not None:
-                down, mid = controlnet(x, t, encoder_hidden_states=text, controlnet_cond=control.repeat(len(x), 1, 1, 1),
-                                       conditioning_scale=scale, return_dict=False)
+                down, mid = controlnet(x, t, encoder_hidden_states=text,
+                                       controlnet_cond=control.repeat(len(x), 1, 1, 1), conditioning_scale=scale,
+                                       return_dict=False)
                 residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
             bank.mode = "write"
             unet(ref, t, encoder_hidden_states=text)

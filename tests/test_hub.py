@@ -128,6 +128,9 @@ def test_a_gated_repo_says_how_to_get_access(online, monkeypatch):
 
 def test_an_unreachable_hub_is_not_read_as_a_missing_file(online, monkeypatch):
     import huggingface_hub.constants as c
+    import huggingface_hub.utils._http as http
+
+    monkeypatch.setattr(http.time, "sleep", lambda s: None)  # the client's retries back off 1+2+4+8+8 s
 
     monkeypatch.setattr(c, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", "http://127.0.0.1:9/{repo_id}/resolve/{revision}/{filename}")

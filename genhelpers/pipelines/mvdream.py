@@ -523,7 +523,6 @@ class MVDreamPipeline(DiffusionPipeline):
         """ImageDream's two views of the input picture: the CLIP vision tower's second-to-last hidden states
         ([1, 257, 1280] for ViT-H/14), and its VAE latent at the output size (written into the reference frame)."""
         import numpy as np
-
         from PIL import Image
 
         from ..images import flatten_alpha

@@ -44,6 +44,16 @@ def job(params: dict) -> tuple[list[str], dict]:
 
 
 def row(name: str, params: dict, rt: Runtime) -> dict:
+    if isinstance(params.get("models"), list):  # several models loaded one after another: the hungriest decides
+        rest = {k: v for k, v in params.items() if k not in ("models", "sizes", "clip_model")}
+        sides = params.get("sizes") or [None] * len(params["models"])
+        each = [row(name, {**rest, "model": m, **({"height": s, "width": s} if s else {}),
+                           "num_images": len(params.get("prompts") or [None])}, rt)
+                for m, s in zip(params["models"], sides, strict=True)]
+        order = ["cpu", "gpu", "split", "gpu-lean", "model-offload", "sequential-offload", "-"]
+        worst = max(each, key=lambda r: (not r["fits"], order.index(r["plan"]), r["gpu_gib"] or 0))
+        return {**worst, "models": list(params["models"]),
+                "advice": worst["advice"] + " (models loaded one at a time; the largest shown)"}
     refs, size = job(params)
     out = {"notebook": name, "models": refs, **size}
     if not refs:

@@ -201,6 +201,38 @@ def writable_dir(name, v):
                                    f"can write to, e.g. {name}={hint!r}") from None
 
 
+def model_refs(name, v):
+    """A non-empty list of model references, each checked as ``model`` is."""
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ParameterError(name, f"{name}={v!r} must be a non-empty list of model references, e.g. "
+                                   f"{name}=['stable-diffusion-v1-5/stable-diffusion-v1-5']")
+    for ref in v:
+        model_ref(name, ref)
+
+
+def sizes(name, v):
+    """A list of square image sides, each a multiple of 8."""
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ParameterError(name, f"{name}={v!r} must be a list of image sides in pixels, one per model, e.g. "
+                                   f"{name}=[512, 768]")
+    for side in v:
+        multiple_of_8(name, side)
+
+
+def prompts(name, v):
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ParameterError(name, f"{name}={v!r} must be a non-empty list of prompts, e.g. {name}=['a red fox']")
+    for text in v:
+        prompt(name, text)
+
+
+def number_list(name, v):
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ParameterError(name, f"{name}={v!r} must be a non-empty list of numbers, e.g. {name}=[1.0, 4.0, 7.5]")
+    for x in v:
+        non_negative_number(name, x)
+
+
 RULES = {
     "height": multiple_of_8,
     "width": multiple_of_8,
@@ -255,6 +287,11 @@ RULES = {
     "views": positive_int,
     "elevation": elevation_deg,
     "azimuth_start": angle_deg,
+    "models": model_refs,
+    "sizes": sizes,
+    "prompts": prompts,
+    "guidance_sweep": number_list,
+    "sweep_model": model_ref,
 }
 
 
@@ -279,11 +316,25 @@ def _one_image_per_index(p):
                                                     f"{len(p['conditioning_frames'])} frame(s): give one per frame")
 
 
+def _one_size_per_model(p):
+    if len(p["sizes"]) != len(p["models"]):
+        raise ParameterError("sizes", f"sizes has {len(p['sizes'])} value(s) but models names {len(p['models'])}: "
+                                      f"give each model its native side (SD 1.5 and 2.1-base 512, SD 2.1 768)")
+
+
+def _sweep_model_is_compared(p):
+    if p["sweep_model"] not in p["models"]:
+        raise ParameterError("sweep_model", f"sweep_model={p['sweep_model']!r} is not one of models: the sweep "
+                                            f"reuses a loaded model, choose one of {p['models']}")
+
+
 # rules that relate two parameters, applied after each parameter passed its own rule
 CROSS = [
     (("conditioning_frames", "frames"), _indices_in_clip),
     (("min_guidance", "max_guidance"), _guidance_range),
     (("conditioning_images", "conditioning_frames"), _one_image_per_index),
+    (("sizes", "models"), _one_size_per_model),
+    (("sweep_model", "models"), _sweep_model_is_compared),
 ]
 
 

@@ -314,6 +314,39 @@ def sd15():
                                    requires_safety_checker=True)
 
 
+def _sd21(v_prediction: bool, seed: int):
+    """Stable Diffusion 2.1 in the published layout: the SD2 UNet (linear projections, per-level head sizes),
+    the OpenCLIP text tower (gelu, pad token "!"), no safety checker; 2.1-base samples with PNDM and predicts the
+    noise (epsilon), 2.1 (768 px) with DDIM and predicts v (a mix of noise and image)."""
+    from diffusers import DDIMScheduler, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPImageProcessor
+
+    _seeded(seed)
+    unet = UNet2DConditionModel(sample_size=96 if v_prediction else 64, in_channels=4, out_channels=4,
+                                layers_per_block=2, block_out_channels=SD15_CHANNELS, norm_num_groups=4,
+                                attention_head_dim=(2, 2, 4, 4), use_linear_projection=True,
+                                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+                                cross_attention_dim=32).eval()
+    common = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+                  set_alpha_to_one=False)
+    scheduler = (DDIMScheduler(**common, clip_sample=False, prediction_type="v_prediction") if v_prediction
+                 else PNDMScheduler(**common, skip_prk_steps=True, prediction_type="epsilon"))
+    return StableDiffusionPipeline(vae=vae(seed, scaling_factor=0.18215, sample_size=768 if v_prediction else 512),
+                                   text_encoder=text_encoder(seed=seed), tokenizer=clip_tokenizer(pad_token="!"),
+                                   unet=unet, scheduler=scheduler, safety_checker=None,
+                                   feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+                                   requires_safety_checker=False)
+
+
+def sd21_base():
+    return _sd21(v_prediction=False, seed=SEED + 15)
+
+
+def sd21():
+    return _sd21(v_prediction=True, seed=SEED + 16)
+
+
 MOTION = dict(motion_max_seq_length=32, motion_num_attention_heads=2)  # 32 frames at most, as published
 
 
@@ -524,6 +557,8 @@ BUILDERS = {
     "shap-e": shap_e,
     "shap-e-img2img": shap_e_img2img,
     "sd15": sd15,
+    "sd21-base": sd21_base,
+    "sd21": sd21,
     "animatediff-motion-adapter-v1-5-2": motion_adapter,
     "sparsectrl-rgb": sparsectrl_rgb,
     "sparsectrl-scribble": sparsectrl_scribble,

@@ -516,3 +516,50 @@ def test_mvdream_bad_input(tmp_path, twins, override, ename, evalue, stops_at):
         override = {"model": broken_copy(twins["mvdream"], "unet", tmp_path)}
     result = run_notebook(NOTEBOOKS / "mvdream.ipynb", {**PROFILES["mvdream"]["smoke"], **override}, tmp_path / "run")
     assert_stopped(result, tmp_path / "run", ename, evalue, stops_at)
+
+
+# ------------------------------------------------------------------------------------------- stable_diffusion
+@pytest.fixture(scope="module")
+def sd_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stable_diffusion")
+    result = run_notebook(NOTEBOOKS / "stable_diffusion.ipynb", PROFILES["stable_diffusion"]["smoke"], out)
+    return out, result
+
+
+def test_stable_diffusion_three_models_same_seeds_and_a_guidance_sweep(sd_run):
+    out, result = sd_run
+    assert result["status"] == "passed", result.get("error")
+    smoke = PROFILES["stable_diffusion"]["smoke"]
+    folder = out / "stable_diffusion"
+    for i, (model, side) in enumerate(zip(smoke["models"], smoke["sizes"], strict=True)):
+        stem = f"model{i}_{model.removeprefix('tiny:')}"
+        pngs = sorted(folder.glob(f"{stem}_0*.png"))
+        assert len(pngs) == len(smoke["prompts"]) and all(Image.open(p).size == (side, side) for p in pngs)
+        side_car = json.loads((folder / f"{stem}_001.json").read_text())
+        assert side_car["seed"] == smoke["seed"] + 1  # the same seeds for every model
+        gen = side_car["generation"]
+        assert gen["model"] == model and len(gen["clip_scores"]) == len(smoke["prompts"])
+        assert gen["prediction_type"] == ("v_prediction" if model == "tiny:sd21" else "epsilon")
+        assert set(gen["parameters_per_part"]) == {"text_encoder", "unet", "vae"}
+    sweep = json.loads((folder / "guidance_sweep_000.json").read_text())["generation"]
+    assert sweep["guidance"] == smoke["guidance_sweep"] and len(sweep["clip_scores"]) == len(smoke["guidance_sweep"])
+    assert Image.open(folder / "guidance_sweep_grid.png").size == (64 * len(smoke["guidance_sweep"]), 64)
+
+
+def test_stable_diffusion_nbval(sd_run, tmp_path):
+    out, _ = sd_run
+    assert_reproduces(out / "stable_diffusion.ipynb", tmp_path)
+
+
+@pytest.mark.parametrize("override, evalue", [
+    ({"sizes": [64, 64]}, "sizes has 2 value(s) but models names 3"),
+    ({"sizes": [64, 60, 96]}, "sizes=60 must be a multiple of 8"),
+    ({"sweep_model": "tiny:sdxl-base"}, "sweep_model='tiny:sdxl-base' is not one of models"),
+    ({"models": ["tiny:sd14"], "sizes": [64], "sweep_model": "tiny:sd14"}, "no tiny twin by that name"),
+    ({"prompts": []}, "prompts=[] must be a non-empty list of prompts"),
+    ({"guidance_sweep": [1.0, -2.0]}, "guidance_sweep=-2.0 must be a number ≥ 0"),
+])
+def test_stable_diffusion_bad_input_stops_before_loading(tmp_path, override, evalue):
+    params = {**PROFILES["stable_diffusion"]["smoke"], **override}
+    result = run_notebook(NOTEBOOKS / "stable_diffusion.ipynb", params, tmp_path)
+    assert_stopped(result, tmp_path, "ParameterError", evalue, "genhelpers.check(")

@@ -29,6 +29,13 @@ PUBLISHED = {
     ("mvdream", "text_encoder"): 340_387_840,
     ("mvdream", "vae"): 83_653_863,
     ("imagedream", "unet"): 941_672_900,  # ../shared/reference/mvdream/unet_imagedream_state_dict.json
+    # ../shared/reference/published_counts.md: Stable Diffusion 2.x UNet; the OpenCLIP ViT-H text tower; SD VAE
+    ("sd21-base", "unet"): 865_910_724,
+    ("sd21-base", "text_encoder"): 340_387_840,
+    ("sd21-base", "vae"): 83_653_863,
+    ("sd21", "unet"): 865_910_724,
+    ("sd21", "text_encoder"): 340_387_840,
+    ("sd21", "vae"): 83_653_863,
 }
 
 

@@ -31,7 +31,7 @@ test: setup  ## the whole test suite
 
 lint: setup
 	$(PIP) ruff
-	$(VENV)/bin/ruff check genhelpers tests benchmarks
+	$(VENV)/bin/ruff check genhelpers tests benchmarks tools
 
 bench: setup  ## timings and classroom quality written to benchmarks/results.json
 	$(RUN_ENV) $(PY) benchmarks/bench_smoke.py

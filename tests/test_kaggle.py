@@ -81,6 +81,7 @@ def test_dataset_has_the_wheel_and_the_tested_versions(built):
 
     names = zipfile.ZipFile(wheel).namelist()
     assert "genhelpers/tested-versions.txt" in names and "genhelpers/configs/mvdream/unet.json" in names
+    assert "genhelpers/kaggle-image-packages.txt" in names and "genhelpers/configs/sd21/unet.json" in names
     pins = stack.tested()
     download = next(c for c in calls if c[3] == "download")
     assert download[3:6] == ["download", "-q", "--no-deps"]

@@ -201,36 +201,14 @@ def writable_dir(name, v):
                                    f"can write to, e.g. {name}={hint!r}") from None
 
 
-def model_refs(name, v):
-    """A non-empty list of model references, each checked as ``model`` is."""
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ParameterError(name, f"{name}={v!r} must be a non-empty list of model references, e.g. "
-                                   f"{name}=['stable-diffusion-v1-5/stable-diffusion-v1-5']")
-    for ref in v:
-        model_ref(name, ref)
-
-
-def sizes(name, v):
-    """A list of square image sides, each a multiple of 8."""
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ParameterError(name, f"{name}={v!r} must be a list of image sides in pixels, one per model, e.g. "
-                                   f"{name}=[512, 768]")
-    for side in v:
-        multiple_of_8(name, side)
-
-
-def prompts(name, v):
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ParameterError(name, f"{name}={v!r} must be a non-empty list of prompts, e.g. {name}=['a red fox']")
-    for text in v:
-        prompt(name, text)
-
-
-def number_list(name, v):
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ParameterError(name, f"{name}={v!r} must be a non-empty list of numbers, e.g. {name}=[1.0, 4.0, 7.5]")
-    for x in v:
-        non_negative_number(name, x)
+def list_of(rule, what: str, example: str):
+    """A rule for a non-empty list whose every item passes ``rule`` (the list's name is given in its errors)."""
+    def check(name, v):
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ParameterError(name, f"{name}={v!r} must be a non-empty list of {what}, e.g. {name}={example}")
+        for item in v:
+            rule(name, item)
+    return check
 
 
 RULES = {
@@ -287,10 +265,10 @@ RULES = {
     "views": positive_int,
     "elevation": elevation_deg,
     "azimuth_start": angle_deg,
-    "models": model_refs,
-    "sizes": sizes,
-    "prompts": prompts,
-    "guidance_sweep": number_list,
+    "models": list_of(model_ref, "model references", "['stable-diffusion-v1-5/stable-diffusion-v1-5']"),
+    "sizes": list_of(multiple_of_8, "image sides in pixels, one per model", "[512, 768]"),
+    "prompts": list_of(prompt, "prompts", "['a red fox']"),
+    "guidance_sweep": list_of(non_negative_number, "numbers", "[1.0, 4.0, 7.5]"),
     "sweep_model": model_ref,
 }
 

@@ -28,6 +28,7 @@ _logging.getLogger("transformers.utils.import_utils").addFilter(_DropNotice("req
 # diffusers: moving a model with .to() while *no* module needs to stay in float32 (an empty list) is harmless.
 _logging.getLogger("diffusers.models.modeling_utils").addFilter(_DropNotice("should be kept in float32: []."))
 
+from . import tiny as _tiny  # noqa: E402,F401  (registers how tiny: references resolve; imports only the stdlib)
 from .compat import check_motion  # noqa: E402  (none of these import torch or diffusers at import time)
 from .images import key_frames, load_image  # noqa: E402
 from .loader import load, plan, retry_on_oom  # noqa: E402

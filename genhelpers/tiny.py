@@ -650,3 +650,12 @@ def build(key: str, root: str | os.PathLike | None = None, force: bool = False) 
         shutil.rmtree(work, ignore_errors=True)
         raise
     return folder
+
+
+def _register() -> None:
+    from .weights import register_twins
+
+    register_twins(lambda: BUILDERS, build)
+
+
+_register()

@@ -1,7 +1,8 @@
 """Model reference -> local folder of weights.
 
 Tried in this order, first hit wins:
-  1. ``tiny:<key>``        the offline random-weight twin (built on first use, cached)
+  1. ``tiny:<key>``        the offline random-weight twin (built on first use, cached; the twins register how
+                           these resolve, see ``register_twins``)
   2. an existing folder    used as it is
   3. the Kaggle input mount, ``/kaggle/input`` (override with GENHELPERS_KAGGLE_INPUT): an attached dataset or
      model whose slug is the repository name, e.g. ``stable-diffusion-xl-base-1-0``, in either mount layout
@@ -29,6 +30,16 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 class WeightsNotFound(FileNotFoundError):
     pass
+
+
+# How ``tiny:<name>`` references resolve. The twins register themselves (genhelpers.tiny, imported by the
+# package), so this module — the real loading path — knows nothing of them and imports nothing of theirs.
+_TWINS: dict = {}
+
+
+def register_twins(names, build) -> None:
+    """``names()``: the twin names there are; ``build(name)``: the folder of that twin (built if needed)."""
+    _TWINS.update(names=names, build=build)
 
 
 @dataclass(frozen=True)
@@ -64,11 +75,10 @@ def kind_of(ref) -> str:
                          f"'stabilityai/stable-diffusion-xl-base-1.0', a local folder, or 'tiny:sdxl-base'")
     ref = str(ref)
     if ref.startswith("tiny:"):
-        from . import tiny
-
-        if ref[5:] not in tiny.BUILDERS:
+        names = sorted(_TWINS["names"]()) if _TWINS else []
+        if ref[5:] not in names:
             raise ValueError(f"model={ref!r}: no tiny twin by that name; choose one of "
-                             + ", ".join(f"'tiny:{k}'" for k in sorted(tiny.BUILDERS)))
+                             + ", ".join(f"'tiny:{k}'" for k in names))
         return "tiny"
     if ref.startswith("kaggle:"):
         kaggle_handle(ref)
@@ -383,9 +393,7 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
     ref = str(ref)
     entry = catalog.find(ref)
     if kind == "tiny":
-        from . import tiny
-
-        return Resolved(ref, tiny.build(ref[5:]), "tiny", entry)
+        return Resolved(ref, _TWINS["build"](ref[5:]), "tiny", entry)
     if kind == "path":
         path = Path(ref).expanduser().resolve()
         check_weights(path, allow_pickle)

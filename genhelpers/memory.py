@@ -15,8 +15,8 @@ estimate fits, trying in this order:
 
 The estimate: weights exactly (catalog parameter counts × bytes of the dtype, by component and placement) plus
 activations (a rate per megapixel of output for each model family — every frame counts — scaled by batch,
-reduced by the lean switches). The activation rates are rough: no GPU was available to calibrate them (see
-README); explicit plans always win. ``fallback`` gives the next plan when generation runs out of memory.
+reduced by the lean switches). The rates were measured on a GPU with full-size random-weight models
+(``benchmarks/gpu_full_size.py``, figures in ``benchmarks/gpu_full_size.json``); explicit plans always win. ``fallback`` gives the next plan when generation runs out of memory.
 """
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ PLANS = ("cpu", *ORDER)
 CONTEXT_RESERVE = 1.0 * GIB  # CUDA context, cuDNN workspaces, allocator fragmentation
 USABLE_FRACTION = 0.92
 HOST_RESERVE = 3 * GIB  # Python, torch, the notebook itself
-ACTIVATIONS_PER_MEGAPIXEL = 2.5 * GIB  # SDXL-class UNet with classifier-free guidance, half precision
-LEAN_FACTOR = {"image": 0.75, "clip": 0.5}  # activations left with the lean switches (VAE tiling; chunking)
+ACTIVATIONS_PER_MEGAPIXEL = 2.3 * GIB  # SD-family image job, half precision: the VAE decode of the image peaks
+# activations left with the lean switches. Images: VAE tiling only starts above the VAE's tile (1024 px for SDXL),
+# so at the usual sizes nothing is saved (measured: SDXL base + refiner at 1024² peaked the same with it);
+# clips: forward chunking and decoding two frames at a time
+LEAN_FACTOR = {"image": 1.0, "clip": 0.5}
 OFFLOAD_ACTIVATION_FACTOR = 0.5  # offloaded plans also chunk / slice attention
 ATTENTION_FACTOR = {"sdpa": 1.0, "eager": 2.0}  # PyTorch's fused attention vs materialised attention maps
 # VAEs without slicing/tiling (diffusers raises NotImplementedError): SVD's temporal decoder decodes a clip in
@@ -243,6 +246,11 @@ def apply(pipe, plan: MemoryPlan, ref=None):
         pipe.enable_sequential_cpu_offload(gpu_id=gpu_id)
     else:
         pipe.to(device)
+        adapter = getattr(pipe, "motion_adapter", None)
+        if adapter is not None and type(getattr(pipe, "unet", None)).__name__ == "UNetMotionModel":
+            # AnimateDiff copied the adapter's layers into the UNet when it built the pipeline; the adapter
+            # object is not used again, so it need not hold a second copy on the GPU (~0.85 GiB in fp16, measured)
+            adapter.to("cpu")
     vae = getattr(pipe, "vae", None)
     if vae is not None and type(vae).__name__ not in CHUNKED_VAES:
         if plan.vae_slicing:

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TWIN_VERSION = 5  # bump when a builder changes, so cached twins are rebuilt
+TWIN_VERSION = 6  # bump when a builder changes, so cached twins are rebuilt
 SEED = 0
 
 # ----------------------------------------------------------------------------------------------- tokenizer
@@ -550,6 +550,146 @@ def imagedream():
     return pipe
 
 
+# ----------------------------------------------------------------------------------------------- DeepFloyd IF
+# IF's tokenizer folder holds a SentencePiece model (spiece.model), as T5's does; the twin's is trained offline
+# on the corpus above, so loading it goes through the same conversion (sentencepiece) as the published one.
+T5_VOCAB = 160  # the twin T5's embedding rows: the SentencePiece pieces + T5's 100 sentinel tokens fit below
+
+
+def write_t5_tokenizer(folder: str | os.PathLike, model_max_length: int = 77) -> Path:
+    """A T5 tokenizer folder in the published form (spiece.model + tokenizer_config.json)."""
+    import io
+
+    import sentencepiece
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    lines = [x.strip() for x in _CORPUS.replace(",", "\n").splitlines() if x.strip()]
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines * 8), model_writer=model, vocab_size=48, model_type="unigram",
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, num_threads=1, minloglevel=2,
+        hard_vocab_limit=False)
+    (folder / "spiece.model").write_bytes(model.getvalue())
+    config = {"tokenizer_class": "T5Tokenizer", "model_max_length": model_max_length, "extra_ids": 100,
+              "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    (folder / "special_tokens_map.json").write_text(json.dumps(
+        {k: config[k] for k in ("eos_token", "unk_token", "pad_token")}, indent=2))
+    return folder
+
+
+def t5_tokenizer():
+    from transformers import T5Tokenizer
+
+    with tempfile.TemporaryDirectory() as d:
+        return T5Tokenizer.from_pretrained(write_t5_tokenizer(d))
+
+
+def t5_encoder(seed: int = SEED):
+    """T5-v1.1's encoder (gated GELU, relative position buckets), width 32."""
+    from transformers import T5Config, T5EncoderModel
+
+    _seeded(seed)
+    return T5EncoderModel(T5Config(vocab_size=T5_VOCAB, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                                   relative_attention_num_buckets=8, feed_forward_proj="gated-gelu",
+                                   dense_act_fn="gelu_new", is_gated_act=True, pad_token_id=0, eos_token_id=1,
+                                   decoder_start_token_id=0)).eval()
+
+
+def _if_scheduler(sample_max_value: float):
+    """IF's sampler: DDPM on a cosine schedule, learned variance, dynamic thresholding (stage I clips at 1.5,
+    stage II at 1.0) — tests/reference/deepfloyd_if/README.md."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True,
+                         thresholding=True, dynamic_thresholding_ratio=0.95, sample_max_value=sample_max_value,
+                         variance_type="learned_range", prediction_type="epsilon")
+
+
+def _if_extras(seed: int):
+    """The published folder's other parts: the CLIP image processor, the safety checker (saved, never loaded:
+    catalog ``skip``) and the watermarker."""
+    from diffusers.pipelines.deepfloyd_if import IFSafetyChecker, IFWatermarker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    _seeded(seed)
+    checker = IFSafetyChecker(CLIPConfig(
+        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
+                     "num_attention_heads": 4},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4,
+                       "image_size": 224, "patch_size": 14},
+        projection_dim=32)).eval()
+    return dict(safety_checker=checker, feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+                watermarker=IFWatermarker(), requires_safety_checker=True)
+
+
+# cross_attention_dim 64: the cross-attention GroupNorm has a fixed 32 groups in diffusers (2 channels each)
+IF_UNET = dict(block_out_channels=(16, 32), norm_num_groups=4, act_fn="gelu", attention_head_dim=8,
+               cross_attention_dim=64, encoder_hid_dim=32, encoder_hid_dim_type="text_proj",
+               addition_embed_type="text", addition_embed_type_num_heads=2, cross_attention_norm="group_norm",
+               resnet_time_scale_shift="scale_shift", mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+               out_channels=6)  # 3 channels of noise + 3 of learned variance
+
+
+def if_i_xl():
+    """IF stage I: T5 encoder + a pixel-space UNet at 16 px (published: 64 px) with IF's block types
+    (ResNet down/up-sampling, simple cross-attention on the T5 tokens, text-pooled added embedding)."""
+    from diffusers import IFPipeline, UNet2DConditionModel
+
+    _seeded(SEED + 30)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=3, layers_per_block=1, **IF_UNET,
+                                down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+                                up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D")).eval()
+    return IFPipeline(tokenizer=t5_tokenizer(), text_encoder=t5_encoder(SEED + 31), unet=unet,
+                      scheduler=_if_scheduler(1.5), **_if_extras(SEED + 32))
+
+
+def if_ii_l():
+    """IF stage II: the low-resolution image (noised by ``image_noising_scheduler``, its noise level fed as a
+    class embedding) concatenated to the noise, 16 → 64 px here (published: 64 → 256); no text encoder: it takes
+    stage I's T5 embeddings."""
+    from diffusers import DDPMScheduler, IFSuperResolutionPipeline, UNet2DConditionModel
+
+    _seeded(SEED + 33)
+    unet = UNet2DConditionModel(sample_size=64, in_channels=6, layers_per_block=(1, 1), class_embed_type="timestep",
+                                mid_block_scale_factor=1.4142271248762552,
+                                resnet_out_scale_factor=1.4142271248762552, resnet_skip_time_act=True, **IF_UNET,
+                                down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+                                up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D")).eval()
+    noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", variance_type="fixed_small")
+    return IFSuperResolutionPipeline(tokenizer=t5_tokenizer(), text_encoder=None, unet=unet,
+                                     scheduler=_if_scheduler(1.0), image_noising_scheduler=noising,
+                                     **_if_extras(SEED + 34))
+
+
+def sd_x4_upscaler():
+    """The latent x4 upscaler (IF's stage III in diffusers' recipe): VAE with three levels (scale factor 4,
+    latents scaled by 0.08333), the low-resolution image concatenated to the latents (4 + 3 channels), its noise
+    level as a class label (1000 classes), v-prediction, OpenCLIP-style text tower."""
+    from diffusers import (AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionUpscalePipeline,
+                           UNet2DConditionModel)
+
+    _seeded(SEED + 35)
+    unet = UNet2DConditionModel(sample_size=32, in_channels=7, out_channels=4, layers_per_block=2,
+                                block_out_channels=SD15_CHANNELS, norm_num_groups=4, attention_head_dim=8,
+                                num_class_embeds=1000, only_cross_attention=(True, True, True, False),
+                                use_linear_projection=True, cross_attention_dim=32,
+                                down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * 3,
+                                up_block_types=("CrossAttnUpBlock2D",) * 3 + ("UpBlock2D",)).eval()
+    _seeded(SEED + 36)
+    autoencoder = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16, 16),
+                                down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                                layers_per_block=1, norm_num_groups=4, sample_size=256,
+                                scaling_factor=0.08333).eval()
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction")
+    return StableDiffusionUpscalePipeline(vae=autoencoder, text_encoder=text_encoder(seed=SEED + 37),
+                                          tokenizer=clip_tokenizer(pad_token="!"), unet=unet,
+                                          low_res_scheduler=DDPMScheduler(beta_schedule="linear"),
+                                          scheduler=scheduler, max_noise_level=350)
+
+
 BUILDERS = {
     "sdxl-base": sdxl_base,
     "sdxl-refiner": sdxl_refiner,
@@ -570,6 +710,9 @@ BUILDERS = {
     "controlnet-zp11-depth": controlnet_zp11_depth,
     "mvdream": mvdream,
     "imagedream": imagedream,
+    "if-i-xl": if_i_xl,
+    "if-ii-l": if_ii_l,
+    "sd-x4-upscaler": sd_x4_upscaler,
 }
 
 
@@ -607,14 +750,52 @@ def _write_twin(key: str, folder: Path) -> None:
     obj = BUILDERS[key]()
     _save(obj, folder)
     for sub, pad in (("tokenizer", EOS), ("tokenizer_2", "!")):
-        if (folder / sub).is_dir():  # published CLIP tokenizer folders hold vocab.json + merges.txt
-            shutil.rmtree(folder / sub)
-            write_clip_tokenizer(folder / sub, pad_token=pad)
+        tok = folder / sub
+        if (tok / "tokenizer_config.json").is_file() and "T5Tokenizer" in (tok / "tokenizer_config.json").read_text():
+            shutil.rmtree(tok)  # published T5 folders hold spiece.model (transformers 5 writes tokenizer.json)
+            write_t5_tokenizer(tok)
+        elif tok.is_dir():  # published CLIP tokenizer folders hold vocab.json + merges.txt
+            pad = "!" if key == "sd-x4-upscaler" else pad
+            shutil.rmtree(tok)
+            write_clip_tokenizer(tok, pad_token=pad)
     index = folder / "model_index.json"
     if index.exists():  # without torchvision transformers names the PIL processor class; published files don't
         index.write_text(index.read_text().replace("CLIPImageProcessorPil", "CLIPImageProcessor"))
-    if "fp16" not in catalog.ENTRIES[key].variants:
-        return
+    if "fp16" in catalog.ENTRIES[key].variants:
+        _write_fp16(obj, folder)
+    for component in SHARDED.get(key, ()):
+        _shard_in_two(getattr(obj, component), folder / component, catalog.ENTRIES[key].variants)
+
+
+# components whose published weights are split in two shards with an index (T5-XXL: ~19 GB in float32)
+SHARDED = {"if-i-xl": ("text_encoder",)}
+
+
+def _shard_in_two(model, folder: Path, variants) -> None:
+    """Re-save ``model`` as two shards + index under the published names (model-0000N-of-00002.safetensors,
+    model.fp16-0000N-of-00002.safetensors with model.safetensors.index.fp16.json)."""
+    import torch
+
+    for f in folder.glob("model*.safetensors*"):
+        f.unlink()
+    model.to(torch.float32)
+    total = sum(p.numel() * 4 for p in model.parameters())  # float32 bytes
+    for variant in (None, *(("fp16",) if "fp16" in variants else ())):
+        m = model.to(torch.float16) if variant else model
+        for share in (0.5, 0.6, 0.7, 0.8, 0.9):  # shards fill greedily by tensor: find a size giving two
+            for f in folder.glob(f"model{'.' + variant if variant else ''}-*.safetensors"):
+                f.unlink()
+            m.save_pretrained(folder, safe_serialization=True, variant=variant,
+                              max_shard_size=int(total * share / (2 if variant else 1)))
+            if len(list(folder.glob(f"model{'.' + variant if variant else ''}-*-of-00002.safetensors"))) == 2:
+                break
+    model.to(torch.float32)
+    (folder / "config.json").write_text((folder / "config.json").read_text().replace('"float16"', '"float32"'))
+
+
+def _write_fp16(obj, folder: Path) -> None:
+    import torch
+
     # Where the published repository has them, the fp16 files sit beside the fp32 ones under their published
     # names (…/diffusion_pytorch_model.fp16.safetensors, …/model.fp16.safetensors). Save them aside and move
     # only the weight files in, so the configs keep describing the full-precision default.

@@ -221,13 +221,15 @@ KEEP_SUFFIXES = (".json", ".txt", ".model")  # configs, tokenizer and processor 
 
 
 def _weight_kind(name: str) -> tuple[str, str | None] | None:
-    """'diffusion_pytorch_model.fp16.safetensors' -> ('.safetensors', 'fp16'); None for files no loader reads
+    """'diffusion_pytorch_model.fp16.safetensors' and its shards 'diffusion_pytorch_model.fp16-00001-of-00002.
+    safetensors' -> ('.safetensors', 'fp16'); None for files no loader reads
     (single-file checkpoints such as 'sdxl_vae.safetensors', ONNX, Flax, TF)."""
     for ext in WEIGHT_FILES:
         if name.endswith(ext):
-            parts = name[: -len(ext)].split(".")
+            # a shard's number ends the stem, after the variant: model.fp16-00001-of-00002.safetensors
+            parts = SHARD.sub("", name[: -len(ext)]).split(".")
             base, variant = parts[0], (parts[1] if len(parts) == 2 else None)
-            if len(parts) <= 2 and SHARD.sub("", base) in WEIGHT_BASES:
+            if len(parts) <= 2 and base in WEIGHT_BASES:
                 return ext, variant
     return None
 

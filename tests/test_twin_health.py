@@ -4,11 +4,11 @@ conditioning input (a depth map, key frames, a motion module) change nothing, so
 import pytest
 import torch
 
-from genhelpers import tiny
+from genhelpers import catalog, tiny
 
 
-def modules_of(folder):
-    """Every torch module a twin's folder loads into."""
+def modules_of(folder, skip=()):
+    """Every torch module a twin's folder loads into (less the parts the catalog says are never loaded)."""
     import json
 
     import diffusers
@@ -19,7 +19,7 @@ def modules_of(folder):
     if index.is_file():
         from genhelpers.loader import _class
 
-        for sub in sorted(p for p in folder.iterdir() if (p / "config.json").is_file()):
+        for sub in sorted(p for p in folder.iterdir() if (p / "config.json").is_file() and p.name not in skip):
             config = json.loads((sub / "config.json").read_text())
             name = config.get("_class_name") or config.get("architectures", [""])[0]
             try:
@@ -40,7 +40,7 @@ def modules_of(folder):
 
 @pytest.mark.parametrize("key", sorted(tiny.BUILDERS))
 def test_no_normalisation_group_of_one_channel(twins, key):
-    for name, model in modules_of(twins[key]):
+    for name, model in modules_of(twins[key], catalog.ENTRIES[key].skip):
         for mod_name, m in model.named_modules():
             if isinstance(m, torch.nn.GroupNorm):
                 assert m.num_channels // m.num_groups >= 2, f"{key}/{name}.{mod_name}: {m}"
@@ -50,7 +50,7 @@ def test_no_normalisation_group_of_one_channel(twins, key):
 def test_no_output_layer_is_all_zero(twins, key):
     """A layer whose weights are all zero passes nothing on (ControlNet zero convolutions, motion modules'
     output projections, conditioning embeddings are zero-initialised in a fresh model; trained ones are not)."""
-    for name, model in modules_of(twins[key]):
+    for name, model in modules_of(twins[key], catalog.ENTRIES[key].skip):
         for mod_name, m in model.named_modules():
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.Conv3d)) and m.weight.numel() > 1:
                 assert m.weight.abs().sum() > 0, f"{key}/{name}.{mod_name} is all zero: a dead path"
@@ -168,3 +168,43 @@ def test_the_refiner_reads_its_input_and_its_aesthetic_score(twins):
     base = run((200, 50, 50))
     assert _differs(base, run((50, 50, 200))) and _differs(base, run((200, 50, 50), score=2.0))
     assert np.isfinite(base).all()
+
+
+@pytest.fixture(scope="module")
+def cascade(twins):
+    """DeepFloyd IF's three stages (twins), the prompt encoded once by stage I's T5."""
+    import genhelpers
+
+    stages = [genhelpers.load(f"tiny:{k}", _cpu(), memory=None, quiet=True)
+              for k in ("if-i-xl", "if-ii-l", "sd-x4-upscaler")]
+    return stages, {p: stages[0].encode_prompt(p, negative_prompt="", clean_caption=False)
+                    for p in ("a red sign", "a blue whale")}
+
+
+def test_the_prompt_and_the_image_change_every_if_stage(cascade):
+    (one, two, three), embeds = cascade
+    seed = dict(generator=torch.Generator("cpu").manual_seed(0))
+
+    def stage_1(p):
+        pe, ne = embeds[p]
+        return one(prompt_embeds=pe, negative_prompt_embeds=ne, num_inference_steps=2, output_type="pt",
+                   generator=torch.Generator("cpu").manual_seed(0)).images
+
+    def stage_2(image, p, noise_level=250):
+        pe, ne = embeds[p]
+        return two(image=image, prompt_embeds=pe, negative_prompt_embeds=ne, num_inference_steps=2,
+                   noise_level=noise_level, output_type="pt", generator=torch.Generator("cpu").manual_seed(0)).images
+
+    def stage_3(image, p, noise_level=100):
+        return three(prompt=p, image=image, num_inference_steps=2, noise_level=noise_level, output_type="np",
+                     **seed).images
+
+    low = stage_1("a red sign")
+    assert _differs(low, stage_1("a blue whale"))
+    mid = stage_2(low, "a red sign")
+    assert _differs(mid, stage_2(-low, "a red sign")) and _differs(mid, stage_2(low, "a blue whale"))
+    assert _differs(mid, stage_2(low, "a red sign", noise_level=50))
+    pixels = (mid / 2 + 0.5).clamp(0, 1)
+    high = stage_3(pixels, "a red sign")
+    assert _differs(high, stage_3(1 - pixels, "a red sign")) and _differs(high, stage_3(pixels, "a blue whale"))
+    assert _differs(high, stage_3(pixels, "a red sign", noise_level=10))

@@ -181,6 +181,11 @@ def test_weights_fall_back_to_the_variant_that_exists():
               "diffusion_pytorch_model-00002-of-00002.safetensors",
               "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.non_ema.safetensors"]
     assert choose_weights(shards, None, False) == shards[:2]
+    # T5-XXL (IF's text encoder): fp16 shards are named model.fp16-0000N-of-0000M.safetensors
+    t5 = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+          "model.fp16-00001-of-00002.safetensors", "model.fp16-00002-of-00002.safetensors"]
+    assert choose_weights(t5, "fp16", False) == t5[2:]
+    assert choose_weights(t5, None, False) == t5[:2]
 
 
 def test_single_model_repository_keeps_its_processor_and_tokenizer_files():

@@ -12,8 +12,7 @@ the notebook's defaults:
 2. with the plan the planner picks for one T4, under a cap of a T4's memory
    (``torch.cuda.set_per_process_memory_fraction``): fits or runs out of memory, and how long it takes.
 
-DeepFloyd IF's stages are measured as bare models (T5-XXL encoding; the IF-I-XL UNet's steps at 64² with
-guidance), since their twins join this script with the IF notebook.
+DeepFloyd IF's three stages run as the IF notebook runs them (stage I's T5 embeddings and images are handed on).
 
 Usage (on a GPU machine): ``python benchmarks/gpu_full_size.py OUT.json [job ...]``; ``--dry`` runs the same code
 on the twins on a CPU (a check of this script, no figures).
@@ -77,8 +76,8 @@ def sdxl_base(rt, plan):
 
 
 def sdxl_refiner(rt, plan):
-    pipe = genhelpers.load("tiny:sdxl-refiner", rt, memory=plan, quiet=True, dtype=DTYPE, unet=full("sdxl-refiner", "unet"),
-                           text_encoder_2=full("sdxl-refiner", "text_encoder_2"),
+    pipe = genhelpers.load("tiny:sdxl-refiner", rt, memory=plan, quiet=True, dtype=DTYPE,
+                           unet=full("sdxl-refiner", "unet"), text_encoder_2=full("sdxl-refiner", "text_encoder_2"),
                            vae=full("sdxl-vae-fp16-fix", "vae"))
 
     def call(size, steps):
@@ -283,8 +282,6 @@ def run_job(name: str) -> dict:
     else:
         row["cpu_seconds"] = round(seconds, 2)
     pipe.remove_all_hooks()
-    del pipe, call
-    memory.free_gpu_memory()
     return row
 
 
@@ -318,60 +315,10 @@ def sdxl_both_t4() -> dict:
         torch.cuda.set_per_process_memory_fraction(1.0)
         for pipe in (base, refiner):
             pipe.remove_all_hooks()
-        del base, refiner
-        memory.free_gpu_memory()
     return row
 
 
-def deepfloyd_if() -> dict:
-    """IF's stage I as bare models: T5-v1.1-XXL encoding 77 tokens, then the IF-I-XL UNet's steps at 64²."""
-    from diffusers import UNet2DConditionModel
-    from transformers import T5Config, T5EncoderModel
-
-    row = {"job": "deepfloyd-if-stage-i"}
-    torch.set_default_dtype(torch.float16)
-    try:
-        with torch.device("cuda"):
-            t5 = T5EncoderModel(T5Config.from_dict(published.configs("if-i-xl")["text_encoder"])).eval()
-    finally:
-        torch.set_default_dtype(torch.float32)
-    torch.cuda.synchronize()
-    w = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    ids = torch.randint(0, 32000, (2, 77), device="cuda")
-    with torch.no_grad():
-        emb, s = synced(lambda: t5(ids).last_hidden_state)
-    row["t5"] = {"weights_gib": gib(w), "peak_gib": gib(torch.cuda.max_memory_allocated()), "seconds": round(s, 3)}
-    emb = emb.detach()
-    del t5
-    memory.free_gpu_memory()
-    config = published.configs("if-i-xl")["unet"]
-    torch.set_default_dtype(torch.float16)
-    try:
-        with torch.device("cuda"):
-            unet = UNet2DConditionModel.from_config(config).eval()
-    finally:
-        torch.set_default_dtype(torch.float32)
-    torch.cuda.synchronize()
-    w = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    x = torch.randn(2, 3, 64, 64, device="cuda", dtype=torch.float16)
-    steps = 10
-
-    def loop():
-        with torch.no_grad():
-            for t in range(steps):
-                unet(x, torch.tensor([999 - t * 10] * 2, device="cuda"), encoder_hidden_states=emb)
-    _, s = synced(loop)
-    row["unet_i_xl_64"] = {"weights_gib": gib(w), "peak_gib": gib(torch.cuda.max_memory_allocated()),
-                           "activations_gib": gib(torch.cuda.max_memory_allocated() - w - emb.numel() * 2),
-                           "s_per_step": round(s / steps, 4)}
-    del unet, emb
-    memory.free_gpu_memory()
-    return row
-
-
-EXTRA = {"sdxl-both-t4": sdxl_both_t4, "deepfloyd-if": deepfloyd_if}
+EXTRA = {"sdxl-both-t4": sdxl_both_t4}
 
 
 def main() -> None:
@@ -388,6 +335,7 @@ def main() -> None:
         except Exception as e:  # one job's failure is a finding, not the end of the run
             row = {"job": name, "error": f"{type(e).__name__}: {e}"[:400]}
             memory.free_gpu_memory()
+        memory.free_gpu_memory()  # the job's models went out of scope with it
         print(json.dumps(row), flush=True)
         result["jobs"].append(row)
         out.write_text(json.dumps(result, indent=1))

@@ -16,7 +16,8 @@ estimate fits, trying in this order:
 The estimate: weights exactly (catalog parameter counts × bytes of the dtype, by component and placement) plus
 activations (a rate per megapixel of output for each model family — every frame counts — scaled by batch,
 reduced by the lean switches). The rates were measured on a GPU with full-size random-weight models
-(``benchmarks/gpu_full_size.py``, figures in ``benchmarks/gpu_full_size.json``); explicit plans always win. ``fallback`` gives the next plan when generation runs out of memory.
+(``benchmarks/gpu_full_size.py``, figures in ``benchmarks/gpu_full_size.json``); explicit plans always win.
+``fallback`` gives the next plan when generation runs out of memory.
 """
 from __future__ import annotations
 

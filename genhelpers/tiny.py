@@ -667,8 +667,13 @@ def sd_x4_upscaler():
     """The latent x4 upscaler (IF's stage III in diffusers' recipe): VAE with three levels (scale factor 4,
     latents scaled by 0.08333), the low-resolution image concatenated to the latents (4 + 3 channels), its noise
     level as a class label (1000 classes), v-prediction, OpenCLIP-style text tower."""
-    from diffusers import (AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionUpscalePipeline,
-                           UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        DDPMScheduler,
+        StableDiffusionUpscalePipeline,
+        UNet2DConditionModel,
+    )
 
     _seeded(SEED + 35)
     unet = UNet2DConditionModel(sample_size=32, in_channels=7, out_channels=4, layers_per_block=2,
@@ -743,7 +748,6 @@ def _save(obj, folder: Path, variant: str | None = None) -> None:
 
 
 def _write_twin(key: str, folder: Path) -> None:
-    import torch
 
     from . import catalog
 

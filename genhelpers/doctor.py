@@ -43,7 +43,15 @@ def job(params: dict) -> tuple[list[str], dict]:
     return refs, size
 
 
+CASCADE = ("stage_1", "stage_2", "stage_3")  # DeepFloyd IF: each stage loaded alone, at its output side
+CASCADE_SIDES = (64, 256, 1024)
+
+
 def row(name: str, params: dict, rt: Runtime) -> dict:
+    if params.get("stage_1"):
+        stages = [params[k] for k in CASCADE if params.get(k)]
+        rest = {k: v for k, v in params.items() if k not in CASCADE}
+        return row(name, {**rest, "models": stages, "sizes": list(CASCADE_SIDES[:len(stages)])}, rt)
     if isinstance(params.get("models"), list):  # several models loaded one after another: the hungriest decides
         rest = {k: v for k, v in params.items() if k not in ("models", "sizes", "clip_model")}
         sides = params.get("sizes") or [None] * len(params["models"])

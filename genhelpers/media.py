@@ -83,6 +83,20 @@ def versions() -> dict:
     return out
 
 
+def gpu_peak_gib(reset: bool = True) -> float | None:
+    """The largest GPU memory torch allocated since the last reset, over all GPUs, in GiB (None without a GPU);
+    resets the counters so the next step of a job (a stage of a cascade) is measured alone."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    peak = max(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+    if reset:
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(i)
+    return round(peak / 2**30, 2)
+
+
 def peak_memory() -> dict:
     """Peak resident memory of this process and peak GPU memory allocated by torch, in MiB."""
     import resource

@@ -201,6 +201,13 @@ def writable_dir(name, v):
                                    f"can write to, e.g. {name}={hint!r}") from None
 
 
+def int_range(lo: int, hi: int, why: str):
+    def rule(name, v):
+        if not _is_int(v) or not lo <= v <= hi:
+            raise ParameterError(name, f"{name}={v!r} must be a whole number from {lo} to {hi} ({why})")
+    return rule
+
+
 def list_of(rule, what: str, example: str):
     """A rule for a non-empty list whose every item passes ``rule`` (the list's name is given in its errors)."""
     def check(name, v):
@@ -270,6 +277,20 @@ RULES = {
     "prompts": list_of(prompt, "prompts", "['a red fox']"),
     "guidance_sweep": list_of(non_negative_number, "numbers", "[1.0, 4.0, 7.5]"),
     "sweep_model": model_ref,
+    # DeepFloyd IF's cascade
+    "stage_1": model_ref,
+    "stage_2": optional_model_ref,
+    "stage_3": optional_model_ref,
+    "steps_1": positive_int,
+    "steps_2": positive_int,
+    "steps_3": positive_int,
+    "guidance_1": non_negative_number,
+    "guidance_2": non_negative_number,
+    "guidance_3": non_negative_number,
+    "noise_level_2": int_range(0, 999, "the noise added to stage I's image before stage II sharpens it; 250 is "
+                                       "IF's default"),
+    "noise_level_3": int_range(0, 350, "the noise added to stage II's image before the x4 upscaler; the "
+                                       "upscaler was trained up to 350, 100 is usual"),
 }
 
 
@@ -306,6 +327,12 @@ def _sweep_model_is_compared(p):
                                             f"reuses a loaded model, choose one of {p['models']}")
 
 
+def _cascade_in_order(p):
+    if p["stage_3"] and not p["stage_2"]:
+        raise ParameterError("stage_3", f"stage_3={p['stage_3']!r} needs stage_2: the x4 upscaler enlarges stage II's "
+                                        f"256 px image (set stage_3=None to stop at 64 px)")
+
+
 # rules that relate two parameters, applied after each parameter passed its own rule
 CROSS = [
     (("conditioning_frames", "frames"), _indices_in_clip),
@@ -313,6 +340,7 @@ CROSS = [
     (("conditioning_images", "conditioning_frames"), _one_image_per_index),
     (("sizes", "models"), _one_size_per_model),
     (("sweep_model", "models"), _sweep_model_is_compared),
+    (("stage_3", "stage_2"), _cascade_in_order),
 ]
 
 

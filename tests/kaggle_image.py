@@ -23,11 +23,12 @@ from pathlib import Path
 from genhelpers import stack
 
 REPO = Path(__file__).resolve().parent.parent
-# what a notebook run touches: the four libraries and their dependencies, genhelpers' own imports, the kernel
+# what a notebook run touches: the four libraries and their dependencies, genhelpers' own imports (sentencepiece
+# for T5 tokenizers), the kernel
 SUBSET = ["diffusers", "transformers", "huggingface-hub", "accelerate", "safetensors", "tokenizers", "hf-xet",
           "httpx", "numpy", "pillow", "pyyaml", "tqdm", "psutil", "imageio", "imageio-ffmpeg", "packaging",
           "requests", "filelock", "fsspec", "regex", "ipykernel", "ipython", "nbformat", "ipywidgets",
-          "jupyter-client", "typing-extensions"]
+          "jupyter-client", "typing-extensions", "sentencepiece", "protobuf"]
 
 
 def cache_root() -> Path:

@@ -50,3 +50,15 @@ def test_the_check_loads_no_weights(monkeypatch):
 
     monkeypatch.setattr(diffusers.ModelMixin, "from_pretrained", classmethod(lambda *a, **k: pytest.fail("loaded")))
     check_motion("tiny:sd15", ADAPTER, 16, "tiny:sparsectrl-rgb")
+
+
+def test_if_safety_checker_still_does_not_load_so_the_catalog_skips_it(twins):
+    """Canary for catalog.IF_SKIP: IFSafetyChecker (diffusers) lacks what transformers 5 needs to load it. The day
+    this test fails, it loads again: drop the skip so IF runs with its safety checker."""
+    from diffusers.pipelines.deepfloyd_if import IFSafetyChecker
+
+    from genhelpers import catalog
+
+    with pytest.raises(AttributeError, match="all_tied_weights_keys"):
+        IFSafetyChecker.from_pretrained(twins["if-i-xl"] / "safety_checker")
+    assert "safety_checker" in catalog.ENTRIES["if-i-xl"].skip and "safety_checker" in catalog.ENTRIES["if-ii-l"].skip

@@ -56,3 +56,13 @@ def test_zero123plus_row_uses_its_fixed_output_size():
     assert table["zero123plus"]["plan"] == "gpu"
     refs, _ = doctor.job({"model": "zero123plus-v1.1", "controlnet": True, "controlnet_model": "controlnet-zp11-depth"})
     assert refs == ["zero123plus-v1.1", "controlnet-zp11-depth"]
+
+
+def test_deepfloyd_if_is_planned_stage_by_stage():
+    """T5-XXL (8.9 GiB in fp16) + the IF-I-XL UNet (8.0 GiB) do not fit one T4 together: on two T4s they are
+    split, on one they take turns (model offload, measured 8.9 GiB peak under a T4's memory)."""
+    assert rows("T4x2")["deepfloyd_if"]["plan"] == "split"
+    assert rows("T4")["deepfloyd_if"]["plan"] == "model-offload" and rows("T4")["deepfloyd_if"]["fits"]
+    assert rows("T4x2")["deepfloyd_if"]["models"] == ["DeepFloyd/IF-I-XL-v1.0", "DeepFloyd/IF-II-L-v1.0",
+                                                      "stabilityai/stable-diffusion-x4-upscaler"]
+    assert rows("A100-40")["deepfloyd_if"]["plan"] == "gpu"

@@ -563,3 +563,52 @@ def test_stable_diffusion_bad_input_stops_before_loading(tmp_path, override, eva
     params = {**PROFILES["stable_diffusion"]["smoke"], **override}
     result = run_notebook(NOTEBOOKS / "stable_diffusion.ipynb", params, tmp_path)
     assert_stopped(result, tmp_path, "ParameterError", evalue, "genhelpers.check(")
+
+
+# ------------------------------------------------------------------------------------------- deepfloyd_if
+@pytest.fixture(scope="module")
+def if_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("deepfloyd_if")
+    result = run_notebook(NOTEBOOKS / "deepfloyd_if.ipynb", PROFILES["deepfloyd_if"]["smoke"], out)
+    return out, result
+
+
+def test_deepfloyd_if_three_stages_each_saved_with_its_facts(if_run):
+    out, result = if_run
+    assert result["status"] == "passed", result.get("error")
+    folder = out / "deepfloyd_if"
+    sides = {"I": 16, "II": 64, "III": 256}  # the twins' cascade (published: 64 → 256 → 1024)
+    for stage, side in sides.items():
+        assert Image.open(folder / f"stage_{stage}_000.png").size == (side, side)
+        gen = json.loads((folder / f"stage_{stage}_000.json").read_text())["generation"]
+        assert gen["stage"] == stage and gen["space"] == ("latents" if stage == "III" else "pixels")
+        assert gen["denoised_per_step"] == ([4, 64, 64] if stage == "III" else [3, side, side])
+        assert sum(gen["parameters"].values()) > 0 and "generate_s" in json.loads(
+            (folder / f"stage_{stage}_000.json").read_text())["timings"]
+    one = json.loads((folder / "stage_I_000.json").read_text())["generation"]
+    assert "text_encoder" in one["parameters"] and "safety_checker" not in one["parameters"]
+    two = json.loads((folder / "stage_II_000.json").read_text())["generation"]
+    assert "text_encoder" not in two["parameters"]  # stage II reuses stage I's T5 embeddings
+    assert Image.open(folder / "cascade_grid.png").size == (3 * 256, 256)
+    nb = nbformat.read(out / "deepfloyd_if.ipynb", as_version=4)
+    summary = next(c for c in nb.cells if "NBVAL_CHECK_OUTPUT" in c.source).outputs[0]["text"]
+    assert "prompt encoded once: (1, 77, 32)" in summary
+
+
+def test_deepfloyd_if_nbval(if_run, tmp_path):
+    out, _ = if_run
+    assert_reproduces(out / "deepfloyd_if.ipynb", tmp_path)
+
+
+@pytest.mark.parametrize("override, evalue", [
+    ({"stage_2": None}, "stage_3='tiny:sd-x4-upscaler' needs stage_2"),
+    ({"noise_level_3": 400}, "noise_level_3=400 must be a whole number from 0 to 350"),
+    ({"noise_level_2": -1}, "noise_level_2=-1 must be a whole number from 0 to 999"),
+    ({"stage_1": "tiny:if-i-xxl"}, "no tiny twin by that name"),
+    ({"steps_2": 0}, "steps_2=0 must be a whole number ≥ 1"),
+    ({"prompt": " "}, "is empty: describe what to generate"),
+])
+def test_deepfloyd_if_bad_input_stops_before_loading(tmp_path, override, evalue):
+    params = {**PROFILES["deepfloyd_if"]["smoke"], **override}
+    result = run_notebook(NOTEBOOKS / "deepfloyd_if.ipynb", params, tmp_path)
+    assert_stopped(result, tmp_path, "ParameterError", evalue, "genhelpers.check(")

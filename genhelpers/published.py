@@ -8,7 +8,8 @@ parameters and bytes of every component exactly; tests check the counts against 
 
 Where the configs come from (no hub access here: recorded by hand from the published repositories):
 SDXL base/refiner and the fp16-fix VAE, SD1.5 (the stable-diffusion-v1-5 mirror), the AnimateDiff motion
-adapter v1-5-2 and SparseCtrl, SVD/SVD-XT, Shap-E, CLIP ViT-L/14; MVDream's from ../shared/reference/mvdream.
+adapter v1-5-2 and SparseCtrl, SVD/SVD-XT, Shap-E, CLIP ViT-L/14; MVDream's from ../shared/reference/mvdream;
+DeepFloyd IF's stages and the x4 upscaler from the copies named in tests/reference/deepfloyd_if/README.md.
 Counts not in the reference file are marked ``params_exact=False`` in the catalog.
 """
 from __future__ import annotations

@@ -37,6 +37,7 @@ class Entry:
     # (DeepFloyd IF's safety checker: its class does not load under transformers 5)
     skip: dict = field(default_factory=dict)
     gated: bool = False  # the repository asks for a licence to be accepted and a token (see weights.hub_token)
+    pickle_only: bool = False  # the repository publishes pickle weights only: loading needs allow_pickle=True
     notes: str = ""
 
     @property
@@ -359,6 +360,50 @@ ENTRIES = {
             params_exact=False,
             defaults={"steps": 75, "guidance": 9.0, "height": 1024, "width": 1024},
             activations_gib_per_mp=4.7,  # measured: 4.9 GiB at 1024², the VAE decoding in float32 (force_upcast)
+        ),
+        Entry(
+            key="modelscope-t2v",
+            repo="ali-vilab/text-to-video-ms-1.7b",
+            cls="TextToVideoSDPipeline",
+            title="ModelScope text-to-video 1.7B (renamed from damo-vilab/)",
+            licence="CC-BY-NC 4.0",
+            licence_url="https://huggingface.co/ali-vilab/text-to-video-ms-1.7b",
+            paper="https://arxiv.org/abs/2308.06571",
+            variants=("fp16",),
+            # the UNet3D: issue 18's published figure (diffusers' UNet3DConditionModel defaults are this model);
+            # the OpenCLIP ViT-H text tower and the SD VAE as in SD 2.x
+            params={"unet": 1_411_233_860, "text_encoder": 340_387_840, "vae": 83_653_863},
+            defaults={"frames": 16, "steps": 25, "guidance": 9.0, "height": 256, "width": 256, "fps": 8},
+            activations_gib_per_mp=1.0,
+        ),
+        Entry(
+            key="zeroscope-v2-576w",
+            repo="cerspense/zeroscope_v2_576w",
+            cls="TextToVideoSDPipeline",
+            title="Zeroscope v2 576w (ModelScope fine-tuned on 576×320 clips without watermarks)",
+            licence="CC-BY-NC 4.0",
+            licence_url="https://huggingface.co/cerspense/zeroscope_v2_576w",
+            paper="https://arxiv.org/abs/2308.06571",
+            params={"unet": 1_411_233_860, "text_encoder": 340_387_840, "vae": 83_653_863},
+            defaults={"frames": 24, "steps": 40, "guidance": 9.0, "height": 320, "width": 576, "fps": 8},
+            activations_gib_per_mp=1.0,
+            pickle_only=True,
+            notes="Its diffusers folders hold pickle (.bin) weights only: loading it is an explicit opt-in.",
+        ),
+        Entry(
+            key="cogvideox-2b",
+            repo="THUDM/CogVideoX-2b",
+            cls="CogVideoXPipeline",
+            title="CogVideoX-2B: a diffusion transformer over 3D-VAE latents, T5-XXL text encoder",
+            licence="Apache-2.0",
+            licence_url="https://huggingface.co/THUDM/CogVideoX-2b",
+            paper="https://arxiv.org/abs/2408.06072",
+            # T5-v1.1-XXL as IF's (exact); the transformer and VAE counted from diffusers' defaults, which are the
+            # 2B architecture (30 layers × 30 heads of 64, no rotary embeddings); no exact published figure
+            params={"text_encoder": 4_762_310_656, "transformer": 1_693_783_872, "vae": 215_583_907},
+            params_exact=False,
+            defaults={"frames": 49, "steps": 50, "guidance": 6.0, "height": 480, "width": 720, "fps": 8},
+            activations_gib_per_mp=1.0,
         ),
         Entry(
             key="sdxl-vae-fp16-fix",

@@ -695,6 +695,62 @@ def sd_x4_upscaler():
                                           scheduler=scheduler, max_noise_level=350)
 
 
+# ----------------------------------------------------------------------------------------------- text-to-video
+def _unet3d(seed: int):
+    from diffusers import UNet3DConditionModel
+
+    _seeded(seed)
+    unet = UNet3DConditionModel(sample_size=32, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=SD15_CHANNELS, norm_num_groups=4, attention_head_dim=8,
+                                cross_attention_dim=32,
+                                down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
+                                up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3).eval()
+    return _liven(unet)  # a fresh UNet3D starts its temporal layers at zero: frames would not talk to each other
+
+
+def _text_to_video(seed: int):
+    """ModelScope's layout: the SD UNet inflated to 3D (temporal convolutions and temporal attention after every
+    spatial layer), the OpenCLIP-style text tower, the SD VAE decoding frame by frame, DDIM."""
+    from diffusers import DDIMScheduler, TextToVideoSDPipeline
+
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    return TextToVideoSDPipeline(vae=vae(seed, scaling_factor=0.18215, sample_size=256),
+                                 text_encoder=text_encoder(seed=seed + 1), tokenizer=clip_tokenizer(pad_token="!"),
+                                 unet=_unet3d(seed + 2), scheduler=scheduler)
+
+
+def modelscope_t2v():
+    return _text_to_video(SEED + 40)
+
+
+def zeroscope_v2_576w():
+    return _text_to_video(SEED + 43)
+
+
+def cogvideox_2b():
+    """CogVideoX's layout: T5 encoder (spiece tokenizer, 226 tokens), a diffusion transformer over patches of
+    3D-VAE latents (16 channels, 4× in time, 8× in space), the CogVideoX DDIM sampler (v-prediction, zero
+    terminal SNR, trailing spacing, SNR shift 3)."""
+    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline,
+                           CogVideoXTransformer3DModel)
+
+    _seeded(SEED + 46)
+    transformer = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=8, in_channels=16,
+                                              out_channels=16, time_embed_dim=16, text_embed_dim=32, num_layers=2,
+                                              sample_width=12, sample_height=8, sample_frames=9, patch_size=2,
+                                              max_text_seq_length=226).eval()
+    _seeded(SEED + 47)
+    autoencoder = AutoencoderKLCogVideoX(block_out_channels=(8, 8, 16, 16), latent_channels=16, layers_per_block=1,
+                                         norm_num_groups=4, temporal_compression_ratio=4, sample_height=64,
+                                         sample_width=96).eval()
+    scheduler = CogVideoXDDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       clip_sample=False, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                                       set_alpha_to_one=True, snr_shift_scale=3.0, timestep_spacing="trailing")
+    return CogVideoXPipeline(tokenizer=t5_tokenizer(), text_encoder=t5_encoder(SEED + 48), vae=autoencoder,
+                             transformer=transformer, scheduler=scheduler)
+
+
 BUILDERS = {
     "sdxl-base": sdxl_base,
     "sdxl-refiner": sdxl_refiner,
@@ -718,6 +774,9 @@ BUILDERS = {
     "if-i-xl": if_i_xl,
     "if-ii-l": if_ii_l,
     "sd-x4-upscaler": sd_x4_upscaler,
+    "modelscope-t2v": modelscope_t2v,
+    "zeroscope-v2-576w": zeroscope_v2_576w,
+    "cogvideox-2b": cogvideox_2b,
 }
 
 
@@ -743,16 +802,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GENHELPERS_CACHE") or Path.home() / ".cache" / "genhelpers")
 
 
-def _save(obj, folder: Path, variant: str | None = None) -> None:
-    obj.save_pretrained(folder, safe_serialization=True, variant=variant)
+def _save(obj, folder: Path, variant: str | None = None, safe: bool = True) -> None:
+    obj.save_pretrained(folder, safe_serialization=safe, variant=variant)
 
 
 def _write_twin(key: str, folder: Path) -> None:
-
     from . import catalog
 
     obj = BUILDERS[key]()
-    _save(obj, folder)
+    _save(obj, folder, safe=not catalog.ENTRIES[key].pickle_only)  # pickle-only repos get pickle twins
+    if catalog.ENTRIES[key].pickle_only:  # transformers 5 writes safetensors regardless: convert as published
+        import torch
+        from safetensors.torch import load_file
+
+        for f in folder.glob("*/model.safetensors"):
+            torch.save(load_file(f), f.with_name("pytorch_model.bin"))
+            f.unlink()
     for sub, pad in (("tokenizer", EOS), ("tokenizer_2", "!")):
         tok = folder / sub
         if (tok / "tokenizer_config.json").is_file() and "T5Tokenizer" in (tok / "tokenizer_config.json").read_text():

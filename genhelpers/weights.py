@@ -97,14 +97,33 @@ def kind_of(ref) -> str:
                      f"a Hugging Face id 'owner/name', a local folder, 'kaggle:<handle>' or 'tiny:<key>'")
 
 
-def check_weights(folder: Path, allow_pickle: bool = False) -> None:
-    """Refuse a folder whose weights are only pickles (they can run code when loaded) unless allowed."""
-    files = [f for f in folder.rglob("*") if f.suffix in WEIGHT_FILES]
-    if files and not allow_pickle and not any(f.suffix == SAFE for f in files):
-        names = ", ".join(sorted({f.name for f in files})[:3])
-        raise ValueError(f"{folder} holds only pickle weights ({names}). Pickles can execute code when loaded, "
-                         f"so genhelpers loads .safetensors only. Convert them, or pass allow_pickle=True if "
-                         f"you trust the source.")
+def pickle_only_parts(names_by_folder: dict[str, list[str]]) -> list[str]:
+    """The folders (components) whose weight files are all pickles: {folder: file names} -> folder names."""
+    out = []
+    for folder, names in names_by_folder.items():
+        kinds = [k for n in names if (k := _weight_kind(n))]
+        if kinds and not any(ext == SAFE for ext, _ in kinds):
+            out.append(folder or ".")
+    return sorted(out)
+
+
+def pickle_message(ref: str, parts: list[str]) -> str:
+    return (f"{ref}: {', '.join(parts)} publish(es) pickle weights only (.bin/.ckpt). A pickle can run code when "
+            f"it is loaded, so genhelpers loads .safetensors only unless you opt in: pass allow_pickle=True (the "
+            f"notebook's `allow_pickle` parameter) if you trust the source; the files are then read with torch's "
+            f"weights-only unpickler.")
+
+
+def check_weights(folder: Path, allow_pickle: bool = False, ref: str | None = None) -> None:
+    """Refuse a folder where any component's weights are only pickles (they can run code when loaded) unless
+    allowed."""
+    if allow_pickle or not folder.is_dir():
+        return
+    by_folder = {"": [f.name for f in folder.iterdir() if f.is_file()]}
+    by_folder.update({d.name: [f.name for f in d.iterdir() if f.is_file()] for d in folder.iterdir() if d.is_dir()})
+    parts = pickle_only_parts(by_folder)
+    if parts:
+        raise ValueError(pickle_message(ref or str(folder), parts))
 
 
 def check_layout(folder: Path, cls_name: str, wanted=None, aliases: dict | None = None) -> None:
@@ -362,6 +381,13 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, alia
             raise
         except EntryNotFoundError:
             index = None
+    if not allow_pickle:  # before downloading anything: say which parts are pickles and how to opt in
+        comps = [k for k, v in (index or {"": ["", ""]}).items() if isinstance(v, list) and len(v) == 2
+                 and v[0] is not None and (only is None or k in only or k == "")]
+        by_folder = {c: [f.rsplit("/", 1)[-1] for f in files if (f.rsplit("/", 1)[0] if "/" in f else "") == c]
+                     for c in comps}
+        if parts := pickle_only_parts(by_folder):
+            raise ValueError(pickle_message(repo, parts))
     wanted = select_files(files, index, variant, allow_pickle, only, aliases)
     try:
         return Path(snapshot_download(repo, allow_patterns=wanted, token=token, local_files_only=offline()))
@@ -395,7 +421,9 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
     ref = str(ref)
     entry = catalog.find(ref)
     if kind == "tiny":
-        return Resolved(ref, _TWINS["build"](ref[5:]), "tiny", entry)
+        path = _TWINS["build"](ref[5:])
+        check_weights(path, allow_pickle, ref)
+        return Resolved(ref, path, "tiny", entry)
     if kind == "path":
         path = Path(ref).expanduser().resolve()
         check_weights(path, allow_pickle)
@@ -426,6 +454,10 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
         path = from_hub(repo, variant, allow_pickle, only, entry.component_folders if entry else None)
     except (GatedModel, HubUnreachable):
         raise
+    except ValueError as e:
+        if "pickle weights only" in str(e):
+            raise
+        raise WeightsNotFound(not_found_message(ref, repo, entry, f"{type(e).__name__}: {e}")) from e
     except Exception as e:
         reason = type(e).__name__ if offline() else f"{type(e).__name__}: {e}".splitlines()[0]
         raise WeightsNotFound(not_found_message(ref, repo, entry, f"not in the hub cache ({reason})")) from e

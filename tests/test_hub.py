@@ -66,7 +66,11 @@ def test_every_published_model_downloads_what_it_needs_and_loads(online, key, dt
             genhelpers.load(entry.repo, CPU, memory=None, dtype=dtype, quiet=True)
         monkeypatch.setenv("HF_TOKEN", "hf_granted")
         online.requests.clear()
-    obj = genhelpers.load(entry.repo, CPU, memory=None, dtype=dtype, quiet=True)
+    if entry.pickle_only:  # refused with the opt-in named, before any weight is downloaded; loaded when allowed
+        with pytest.raises(ValueError, match="pickle weights only.*allow_pickle=True"):
+            genhelpers.load(entry.repo, CPU, memory=None, dtype=dtype, quiet=True)
+        assert fetched(online) == ["model_index.json"]  # only the index, to know the parts
+    obj = genhelpers.load(entry.repo, CPU, memory=None, dtype=dtype, quiet=True, allow_pickle=entry.pickle_only)
     assert obj.genhelpers_info["source"] == "hf-hub"
     got = fetched(online)
     published = set(online.repos[entry.repo]["files"])
@@ -74,7 +78,7 @@ def test_every_published_model_downloads_what_it_needs_and_loads(online, key, dt
     # nothing we never load: no single-file checkpoints at the top of a pipeline, no ONNX/Flax/TF, no pickle
     # beside safetensors, at most one weight set (one variant) per folder
     assert not any(n.endswith((".onnx", ".msgpack", ".h5", ".ckpt")) for n in got), got
-    assert not any(n.endswith(".bin") for n in got), got
+    assert entry.pickle_only or not any(n.endswith(".bin") for n in got), got
     assert not any(n.split("/")[0] in entry.skip for n in got), got  # parts never loaded are never fetched
     folders = {}
     for n in weight_files(got):

@@ -39,6 +39,14 @@ PUBLISHED = {
     # issue 16 (tests/reference/deepfloyd_if/README.md): the T5-v1.1-XXL encoder and the IF-I-XL UNet
     ("if-i-xl", "text_encoder"): 4_762_310_656,
     ("if-i-xl", "unet"): 4_304_695_110,
+    # issue 18: ModelScope's UNet3D (Zeroscope is the same architecture, fine-tuned); SD 2.x text tower and VAE
+    ("modelscope-t2v", "unet"): 1_411_233_860,
+    ("modelscope-t2v", "text_encoder"): 340_387_840,
+    ("modelscope-t2v", "vae"): 83_653_863,
+    ("zeroscope-v2-576w", "unet"): 1_411_233_860,
+    ("zeroscope-v2-576w", "text_encoder"): 340_387_840,
+    ("zeroscope-v2-576w", "vae"): 83_653_863,
+    ("cogvideox-2b", "text_encoder"): 4_762_310_656,  # T5-v1.1-XXL encoder, as IF's
 }
 
 

@@ -208,3 +208,24 @@ def test_the_prompt_and_the_image_change_every_if_stage(cascade):
     high = stage_3(pixels, "a red sign")
     assert _differs(high, stage_3(1 - pixels, "a red sign")) and _differs(high, stage_3(pixels, "a blue whale"))
     assert _differs(high, stage_3(pixels, "a red sign", noise_level=10))
+
+
+@pytest.mark.parametrize("key", ["modelscope-t2v", "cogvideox-2b"])
+def test_text_to_video_frames_talk_to_each_other_and_read_the_prompt(twins, key):
+    """Temporal layers are live (changing the first latent frame changes a later frame) and the prompt counts."""
+    import genhelpers
+
+    pipe = genhelpers.load(f"tiny:{key}", _cpu(), memory=None, quiet=True)
+    cog = key.startswith("cogvideox")
+    shape = (1, 3, 16, 8, 12) if cog else (1, 4, 3, 8, 12)  # CogVideoX: frames before channels, 4× fewer
+    noise = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    changed = noise.clone()
+    first = (slice(None), 0) if cog else (slice(None), slice(None), 0)
+    changed[first] = torch.randn(changed[first].shape, generator=torch.Generator().manual_seed(1))
+
+    def run(latents, prompt="a red ball"):
+        return pipe(prompt=prompt, num_frames=9 if cog else 3, height=64, width=96, num_inference_steps=2,
+                    latents=latents, output_type="np", generator=torch.Generator("cpu").manual_seed(0)).frames[0]
+
+    base = run(noise)
+    assert _differs(base[-1], run(changed)[-1]) and _differs(base, run(noise, "a blue cube"))

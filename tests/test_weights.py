@@ -65,9 +65,21 @@ def test_explicit_folder(tmp_path):
 
 def test_pickle_only_folder_is_refused_unless_allowed(tmp_path):
     folder = diffusers_folder(tmp_path / "old", weight_name="diffusion_pytorch_model.bin")
-    with pytest.raises(ValueError, match=r"only pickle weights \(diffusion_pytorch_model.bin\).*allow_pickle=True"):
+    with pytest.raises(ValueError, match=r"publish\(es\) pickle weights only.*allow_pickle=True.*trust the source"):
         resolve(str(folder))
     assert resolve(str(folder), allow_pickle=True).path == folder.resolve()
+
+
+def test_one_pickle_only_component_is_named(tmp_path):
+    """Zeroscope-style: every component folder pickle-only; a pipeline where only one is, is refused as well."""
+    folder = tmp_path / "pipe"
+    for comp, name in (("unet", "diffusion_pytorch_model.bin"), ("vae", "diffusion_pytorch_model.safetensors")):
+        (folder / comp).mkdir(parents=True)
+        (folder / comp / "config.json").write_text("{}")
+        (folder / comp / name).write_bytes(b"0")
+    (folder / "model_index.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"pipe: unet publish\(es\) pickle weights only"):
+        resolve(str(folder))
 
 
 def test_kaggle_dataset_named_after_the_repository(kaggle_input):
@@ -106,7 +118,7 @@ def test_kaggle_reference_resolves_to_the_attached_model_folder(kaggle_input, mo
 
 def test_kaggle_mount_of_a_pickle_only_folder_is_refused(kaggle_input):
     diffusers_folder(kaggle_input / "my-finetune", weight_name="diffusion_pytorch_model.bin")
-    with pytest.raises(ValueError, match="only pickle weights"):
+    with pytest.raises(ValueError, match="pickle weights only"):
         resolve("someone/my-finetune")
 
 

@@ -56,3 +56,26 @@ def check_motion(base_model, adapter, frames: int, sparsectrl_model=None) -> Non
         if frames > control.get("motion_max_seq_length", 32):
             raise ParameterError("frames", f"frames={frames} is more than SparseCtrl's "
                                            f"{control.get('motion_max_seq_length', 32)}-frame limit")
+
+
+def check_text_to_video(model, frames: int, height: int, width: int) -> None:
+    """Raise ParameterError when the clip's shape does not suit the model family (known from the catalog; other
+    models are left to diffusers). CogVideoX's 3D VAE keeps the first frame and compresses the rest 4× in time
+    (49 frames → 13 latent frames); its decoder doubles time twice and keeps the first frame apart only for an odd
+    number of latent frames (measured with diffusers 0.42: 13 frames asked → 16 returned), so frames = 8k + 1
+    (9, 17, …, 49, the length it was trained on); its transformer cuts latents into 2×2 patches: sides multiples
+    of 16. ModelScope-style UNet3D models: sides multiples of 8 (checked by the size rules)."""
+    from . import catalog
+
+    entry = catalog.find(str(model))
+    if entry is None or not entry.cls.startswith("CogVideoX"):
+        return
+    if (frames - 1) % 8 or not 1 <= frames <= 49:
+        lo = max(1, (frames - 1) // 8 * 8 + 1)
+        raise ParameterError("frames", f"frames={frames} does not suit CogVideoX: its VAE packs 4 frames into one "
+                                       f"after the first and decodes back exactly for 8k + 1 frames up to 49 "
+                                       f"(e.g. {min(lo, 49)} or {min(lo + 8, 49)})")
+    for name, side in (("height", height), ("width", width)):
+        if side % 16:
+            raise ParameterError(name, f"{name}={side} must be a multiple of 16 for CogVideoX (8× VAE, 2×2 "
+                                       f"patches): try {side - side % 16 or 16} or {side - side % 16 + 16}")

@@ -277,6 +277,7 @@ RULES = {
     "prompts": list_of(prompt, "prompts", "['a red fox']"),
     "guidance_sweep": list_of(non_negative_number, "numbers", "[1.0, 4.0, 7.5]"),
     "sweep_model": model_ref,
+    "allow_pickle": flag,
     # DeepFloyd IF's cascade
     "stage_1": model_ref,
     "stage_2": optional_model_ref,

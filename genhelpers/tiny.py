@@ -732,8 +732,7 @@ def cogvideox_2b():
     """CogVideoX's layout: T5 encoder (spiece tokenizer, 226 tokens), a diffusion transformer over patches of
     3D-VAE latents (16 channels, 4× in time, 8× in space), the CogVideoX DDIM sampler (v-prediction, zero
     terminal SNR, trailing spacing, SNR shift 3)."""
-    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline,
-                           CogVideoXTransformer3DModel)
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
 
     _seeded(SEED + 46)
     transformer = CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=8, in_channels=16,

@@ -612,3 +612,60 @@ def test_deepfloyd_if_bad_input_stops_before_loading(tmp_path, override, evalue)
     params = {**PROFILES["deepfloyd_if"]["smoke"], **override}
     result = run_notebook(NOTEBOOKS / "deepfloyd_if.ipynb", params, tmp_path)
     assert_stopped(result, tmp_path, "ParameterError", evalue, "genhelpers.check(")
+
+
+# ------------------------------------------------------------------------------------------- text_to_video
+@pytest.fixture(scope="module")
+def t2v_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("text_to_video")
+    result = run_notebook(NOTEBOOKS / "text_to_video.ipynb", PROFILES["text_to_video"]["smoke"], out)
+    return out, result
+
+
+def check_clip(folder, frames, size):
+    side = json.loads((folder / "clip.json").read_text())
+    assert side["clip"]["frames"] == frames and side["generation"]["frames"] == side["gif_frames"] == frames
+    assert Image.open(folder / "clip.gif").size == size and Image.open(folder / "clip.gif").n_frames == frames
+    return side
+
+
+def test_text_to_video_modelscope_clip(t2v_run):
+    out, result = t2v_run
+    assert result["status"] == "passed", result.get("error")
+    smoke = PROFILES["text_to_video"]["smoke"]
+    side = check_clip(out / "text_to_video", smoke["frames"], (smoke["width"], smoke["height"]))
+    assert side["generation"]["denoiser"] == "UNet3DConditionModel"
+    assert set(side["generation"]["parameters"]) == {"unet", "vae", "text_encoder"}
+
+
+def test_text_to_video_cogvideox_and_zeroscope_twins(tmp_path):
+    smoke = PROFILES["text_to_video"]["smoke"]
+    cog = run_notebook(NOTEBOOKS / "text_to_video.ipynb", {**smoke, "model": "tiny:cogvideox-2b", "frames": 9},
+                       tmp_path / "cog")
+    assert cog["status"] == "passed", cog.get("error")
+    side = check_clip(tmp_path / "cog" / "text_to_video", 9, (64, 64))
+    assert side["generation"]["denoiser"] == "CogVideoXTransformer3DModel"
+    zero = run_notebook(NOTEBOOKS / "text_to_video.ipynb", {**smoke, "model": "tiny:zeroscope-v2-576w",
+                                                            "allow_pickle": True}, tmp_path / "zero")
+    assert zero["status"] == "passed", zero.get("error")
+
+
+def test_text_to_video_nbval(t2v_run, tmp_path):
+    out, _ = t2v_run
+    assert_reproduces(out / "text_to_video.ipynb", tmp_path)
+
+
+@pytest.mark.parametrize("override, ename, evalue, stops_at", [
+    ({"model": "tiny:zeroscope-v2-576w"}, "ValueError", "pickle weights only", "genhelpers.load("),
+    ({"model": "tiny:cogvideox-2b", "frames": 13}, "ParameterError", "frames=13 does not suit CogVideoX",
+     "check_text_to_video("),
+    ({"model": "tiny:cogvideox-2b", "frames": 9, "height": 72}, "ParameterError", "height=72 must be a multiple of 16",
+     "check_text_to_video("),
+    ({"height": 60}, "ParameterError", "height=60 must be a multiple of 8", "genhelpers.check("),
+    ({"allow_pickle": "yes"}, "ParameterError", "allow_pickle='yes'", "genhelpers.check("),
+    ({"model": "tiny:modelscope"}, "ParameterError", "no tiny twin by that name", "genhelpers.check("),
+])
+def test_text_to_video_bad_input_stops_before_loading(tmp_path, override, ename, evalue, stops_at):
+    params = {**PROFILES["text_to_video"]["smoke"], **override}
+    result = run_notebook(NOTEBOOKS / "text_to_video.ipynb", params, tmp_path)
+    assert_stopped(result, tmp_path, ename, evalue, stops_at)

@@ -83,6 +83,18 @@ def versions() -> dict:
     return out
 
 
+def figure_image(fig, dpi: int = 110):
+    """A matplotlib figure as a PIL image (to save it with a sidecar like any picture)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
 def gpu_peak_gib(reset: bool = True) -> float | None:
     """The largest GPU memory torch allocated since the last reset, over all GPUs, in GiB (None without a GPU);
     resets the counters so the next step of a job (a stage of a cascade) is measured alone."""

@@ -208,6 +208,22 @@ def int_range(lo: int, hi: int, why: str):
     return rule
 
 
+def multiple_of_64(name, v):
+    if not _is_int(v) or v <= 0 or v % 64:
+        lo = (v // 64) * 64 if _is_int(v) and v > 0 else 0
+        options = f"{lo} or {lo + 64}" if lo else "64"
+        raise ParameterError(name, f"{name}={v!r} must be a positive multiple of 64 (the VAE shrinks 8×, the UNet "
+                                   f"halves that three times): try {options}")
+
+
+def optional_clip(name, v):
+    if v is None:
+        return
+    if not isinstance(v, (str, os.PathLike)) or not Path(v).exists():
+        raise ParameterError(name, f"{name}={v!r} is not a file or folder here: give an MP4/GIF, a folder of "
+                                   f"frames, or None for the project's drawn clip")
+
+
 def list_of(rule, what: str, example: str):
     """A rule for a non-empty list whose every item passes ``rule`` (the list's name is given in its errors)."""
     def check(name, v):
@@ -278,6 +294,14 @@ RULES = {
     "guidance_sweep": list_of(non_negative_number, "numbers", "[1.0, 4.0, 7.5]"),
     "sweep_model": model_ref,
     "allow_pickle": flag,
+    # Tune-A-Video
+    "clip": optional_clip,
+    "caption": prompt,
+    "edits": list_of(prompt, "edited captions", "['a blue cube bouncing on a green lawn']"),
+    "size": multiple_of_64,
+    "gradient_checkpointing": flag,
+    "use_8bit_adam": flag,
+    "inversion_steps": positive_int,
     # DeepFloyd IF's cascade
     "stage_1": model_ref,
     "stage_2": optional_model_ref,

@@ -669,3 +669,60 @@ def test_text_to_video_bad_input_stops_before_loading(tmp_path, override, ename,
     params = {**PROFILES["text_to_video"]["smoke"], **override}
     result = run_notebook(NOTEBOOKS / "text_to_video.ipynb", params, tmp_path)
     assert_stopped(result, tmp_path, ename, evalue, stops_at)
+
+
+# ------------------------------------------------------------------------------------------- tune_a_video
+@pytest.fixture(scope="module")
+def tav_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tune_a_video")
+    result = run_notebook(NOTEBOOKS / "tune_a_video.ipynb", PROFILES["tune_a_video"]["smoke"], out)
+    return out, result
+
+
+def test_tune_a_video_trains_then_reconstructs_and_edits(tav_run):
+    out, result = tav_run
+    assert result["status"] == "passed", result.get("error")
+    smoke = PROFILES["tune_a_video"]["smoke"]
+    folder = out / "tune_a_video"
+    curve = json.loads((folder / "loss_curve_000.json").read_text())["generation"]
+    assert len(curve["losses"]) == smoke["train_steps"]
+    assert curve["probe_after"] < curve["probe_before"]  # the loss on fixed noise draws fell: it learned the clip
+    assert 0 < curve["trained_parameters"]
+    for stem in ["training_clip", "reconstruction"] + [f"edit{i}" for i in range(len(smoke["edits"]))]:
+        assert Image.open(folder / f"{stem}.gif").n_frames == smoke["frames"]
+        assert Image.open(folder / f"{stem}.gif").size == (smoke["size"], smoke["size"])
+    assert json.loads((folder / "edit1.json").read_text())["generation"]["prompt"] == smoke["edits"][1]
+    assert "psnr_db" in json.loads((folder / "reconstruction.json").read_text())["generation"]
+
+
+def test_tune_a_video_nbval(tav_run, tmp_path):
+    out, _ = tav_run
+    assert_reproduces(out / "tune_a_video.ipynb", tmp_path)
+
+
+@pytest.mark.parametrize("override, evalue", [
+    ({"size": 100}, "size=100 must be a positive multiple of 64"),
+    ({"edits": []}, "edits=[] must be a non-empty list of edited captions"),
+    ({"clip": "/nonexistent/clip.mp4"}, "is not a file or folder here"),
+    ({"use_8bit_adam": "no"}, "use_8bit_adam='no' must be True or False"),
+    ({"caption": ""}, "is empty: describe what to generate"),
+    ({"frames": 40}, "frames=40 is more than the temporal layers have positions for"),
+])
+def test_tune_a_video_bad_input_stops_before_loading(tmp_path, override, evalue):
+    params = {**PROFILES["tune_a_video"]["smoke"], **override}
+    result = run_notebook(NOTEBOOKS / "tune_a_video.ipynb", params, tmp_path)
+    stops_at = "check_frames(" if "frames=" in evalue else "genhelpers.check("
+    assert_stopped(result, tmp_path, "ParameterError", evalue, stops_at)
+
+
+def test_tune_a_video_takes_a_clip_of_the_user(tmp_path):
+    from genhelpers import tuneavideo
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(tuneavideo.demo_clip(6, 80)):
+        frame.crop((0, 0, 80, 60)).save(folder / f"{i:03d}.png")  # not square: centre-cropped
+    got = tuneavideo.load_clip(folder, 4, 64)
+    assert len(got) == 4 and got[0].size == (64, 64)
+    with pytest.raises(ValueError, match="has 6 frame\\(s\\), fewer than frames=8"):
+        tuneavideo.load_clip(folder, 8, 64)

@@ -205,6 +205,20 @@ def if_stage_iii(rt, plan):
     return pipe, call
 
 
+def text_to_video(key, denoiser):
+    def make(rt, plan):
+        pipe = genhelpers.load(f"tiny:{key}", rt, memory=plan, quiet=True, dtype=DTYPE,
+                               **{denoiser: full(key, denoiser)}, vae=full(key, "vae"),
+                               text_encoder=full(key, "text_encoder"))
+
+        def call(size, steps, frames=16):
+            h, w = size if isinstance(size, tuple) else (size, size)
+            return pipe(prompt="a red panda climbing a tree", num_frames=frames, height=h, width=w,
+                        num_inference_steps=steps, output_type="pil").frames[0]
+        return pipe, call
+    return make
+
+
 # job: (builder, catalog refs for the planner, size (px or (h, w)), steps, frames)
 JOBS = {
     "sdxl-base": (sdxl_base, ["sdxl-base"], 1024, 30, 1),
@@ -219,6 +233,8 @@ JOBS = {
     "if-stage-i": (if_stage_i, ["if-i-xl"], 64, 100, 1),
     "if-stage-ii": (if_stage_ii, ["if-ii-l"], 256, 50, 1),
     "if-stage-iii": (if_stage_iii, ["sd-x4-upscaler"], 1024, 75, 1),
+    "modelscope-t2v": (text_to_video("modelscope-t2v", "unet"), ["modelscope-t2v"], 256, 25, 16),
+    "cogvideox-2b": (text_to_video("cogvideox-2b", "transformer"), ["cogvideox-2b"], (480, 720), 10, 49),
 }
 
 
@@ -318,7 +334,55 @@ def sdxl_both_t4() -> dict:
     return row
 
 
-EXTRA = {"sdxl-both-t4": sdxl_both_t4}
+def tune_a_video() -> dict:
+    """Tune-A-Video's training step on the full-size SD 1.5 (random weights), 8 frames of 256², float16 frozen
+    weights + float32 trained ones under autocast: with and without gradient checkpointing, then with
+    checkpointing under a T4's memory."""
+    from diffusers import DDIMScheduler
+
+    from genhelpers import tuneavideo as tav
+
+    rt = detect()
+    plan = memory.named("gpu" if rt.gpus else "cpu", rt)
+    pipe = genhelpers.load("tiny:sd15", rt, memory=plan, quiet=True, dtype=DTYPE, unet=full("sd15", "unet"),
+                           text_encoder=full("sd15", "text_encoder"), vae=full("sd15", "vae"))
+    unet = tav.inflate(pipe.unet)
+    pipe.unet = None
+    memory.free_gpu_memory()
+    frames, size = (8, 256) if not DRY else (2, 64)
+    device = unet.device
+    latents = tav.encode_frames(pipe.vae, tav.demo_clip(frames, size), device, unet.dtype)
+    text = torch.randn(1, 77, 768 if not DRY else 32, device=device, dtype=unet.dtype)
+    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    row = {"job": "tune-a-video", "frames": frames, "size": size,
+           "trained_parameters": sum(p.numel() for p in tav.trainable(unet)), "runs": []}
+    for checkpointing, cap, steps in ((False, False, 6), (True, False, 6), (True, True, 6)):
+        if rt.gpus:
+            torch.cuda.synchronize()
+            weights = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            if cap:
+                total = torch.cuda.get_device_properties(0).total_memory
+                torch.cuda.set_per_process_memory_fraction(T4_BYTES / total)
+        run = {"checkpointing": checkpointing, "t4_cap": cap}
+        try:
+            (_, before, after), seconds = synced(lambda s=steps, c=checkpointing: tav.train(
+                unet, latents, text, scheduler, s, 1e-5, checkpointing=c, progress=False))
+            run.update(seconds_per_step=round(seconds / (steps + 16 / 8), 3), fits=True)  # + 2 probe passes of 8
+            if rt.gpus:
+                peak = torch.cuda.max_memory_allocated()
+                run.update(weights_gib=gib(weights), peak_gib=gib(peak),
+                           reserved_gib=gib(torch.cuda.max_memory_reserved()))
+        except torch.OutOfMemoryError as e:
+            run.update(fits=False, error=str(e)[:200])
+        finally:
+            if rt.gpus:
+                torch.cuda.set_per_process_memory_fraction(1.0)
+        row["runs"].append(run)
+    return row
+
+
+EXTRA = {"sdxl-both-t4": sdxl_both_t4, "tune-a-video": tune_a_video}
 
 
 def main() -> None:

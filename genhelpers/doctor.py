@@ -47,7 +47,43 @@ CASCADE = ("stage_1", "stage_2", "stage_3")  # DeepFloyd IF: each stage loaded a
 CASCADE_SIDES = (64, 256, 1024)
 
 
+def training_row(name: str, params: dict, rt: Runtime) -> dict:
+    """A notebook that fine-tunes a published model (Tune-A-Video): weights + trained parameters with their
+    gradients and optimizer state + the activations kept for the backward pass, all on one GPU (no offloading
+    while training)."""
+    from . import tuneavideo
+    from .memory import usable
+
+    side, frames = params["size"], params["frames"]
+    out = {"notebook": name, "models": [params["base_model"]], "height": side, "width": side, "frames": frames,
+           "batch": 1, "generates": True}
+    entry = catalog.find(params["base_model"])
+    if entry is None:
+        return {**out, "plan": "gpu", "fits": True, "gpu_gib": None, "host_gib": None,
+                "advice": "size of the base model unknown: trains on one GPU"}
+    c = tuneavideo.counts(entry.key)
+    need = tuneavideo.training_bytes(c["base"] + c["temporal_layers"], c["trained"], frames, side, side,
+                                     params.get("use_8bit_adam", False), params.get("gradient_checkpointing", True))
+    total = sum(need.values())
+    gib = round(total / GIB, 1)
+    parts = ", ".join(f"{k} {v / GIB:.1f}" for k, v in need.items())
+    if not rt.gpus:
+        return {**out, "plan": "cpu", "fits": False, "gpu_gib": 0, "host_gib": gib,
+                "advice": "no GPU: tuning the published model would take hours here; run the smoke profile"}
+    if any(not g.supported for g in rt.gpus):
+        return {**out, "plan": "-", "fits": False, "gpu_gib": None, "host_gib": None,
+                "advice": "this GPU is not supported by the current Kaggle image: choose 'GPU T4 x2'"}
+    fits = total <= usable(rt.gpus[0].total_memory)
+    advice = (f"trains on one GPU (~{gib} GiB: {parts})" if fits else
+              f"training needs ~{gib} GiB ({parts}): fewer frames or a smaller size, gradient_checkpointing=True, "
+              f"use_8bit_adam=True")
+    return {**out, "plan": "gpu" if fits else "-", "fits": fits, "gpu_gib": gib, "host_gib": round(
+        need["weights"] / GIB, 1), "advice": advice}
+
+
 def row(name: str, params: dict, rt: Runtime) -> dict:
+    if "train_steps" in params and params.get("base_model"):
+        return training_row(name, params, rt)
     if params.get("stage_1"):
         stages = [params[k] for k in CASCADE if params.get(k)]
         rest = {k: v for k, v in params.items() if k not in CASCADE}

@@ -260,8 +260,10 @@ def apply(pipe, plan: MemoryPlan, ref=None):
             vae.enable_tiling()
     if plan.attention_slicing:
         pipe.enable_attention_slicing()
-    if plan.forward_chunking:
-        pipe.unet.enable_forward_chunking()
+    if plan.forward_chunking:  # the denoiser's feed-forward layers in chunks (a UNet, or a video transformer)
+        denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        if hasattr(denoiser, "enable_forward_chunking"):
+            denoiser.enable_forward_chunking()
     return pipe
 
 

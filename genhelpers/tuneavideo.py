@@ -306,5 +306,7 @@ def training_bytes(frozen: int, trained: int, frames: int, height: int, width: i
     return {"weights": 2 * frozen, "trained": per_trained * trained, "activations": int(act)}
 
 
-# activation memory of one training step per frame-megapixel (batch 1, float16 autocast), measured on a GPU
-TRAIN_ACTIVATIONS_GIB_PER_MP = {"checkpointing": 2.0, "plain": 12.0}
+# activation memory of one training step per frame-megapixel (batch 1, float16 autocast), measured on a GPU with
+# the full-size SD 1.5 at 8 × 256² (benchmarks/gpu_full_size.json, tune-a-video: peaks 8.2 GiB with gradient
+# checkpointing, 9.9 GiB without; less the weights and the trained parameters' optimizer state)
+TRAIN_ACTIVATIONS_GIB_PER_MP = {"checkpointing": 4.8, "plain": 7.4}

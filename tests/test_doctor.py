@@ -66,3 +66,14 @@ def test_deepfloyd_if_is_planned_stage_by_stage():
     assert rows("T4x2")["deepfloyd_if"]["models"] == ["DeepFloyd/IF-I-XL-v1.0", "DeepFloyd/IF-II-L-v1.0",
                                                       "stabilityai/stable-diffusion-x4-upscaler"]
     assert rows("A100-40")["deepfloyd_if"]["plan"] == "gpu"
+
+
+def test_tune_a_video_counts_training_memory():
+    """Weights + the trained parameters' float32 copy, gradients and AdamW state + activations: measured 8.2 GiB
+    for the full-size SD 1.5 at 8 × 256² with checkpointing (benchmarks/gpu_full_size.json)."""
+    row = rows("T4")["tune_a_video"]
+    assert row["plan"] == "gpu" and row["fits"] and 7.0 <= row["gpu_gib"] <= 9.5, row
+    assert "optimizer" not in row["advice"] and "trained" in row["advice"]
+    big = doctor.row("tune_a_video", {**PROFILES["tune_a_video"]["kaggle-t4"], "frames": 24, "size": 512,
+                                      "gradient_checkpointing": False}, runtime_for("T4"))
+    assert not big["fits"] and "use_8bit_adam=True" in big["advice"]

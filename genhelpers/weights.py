@@ -384,8 +384,11 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, alia
     if not allow_pickle:  # before downloading anything: say which parts are pickles and how to opt in
         comps = [k for k, v in (index or {"": ["", ""]}).items() if isinstance(v, list) and len(v) == 2
                  and v[0] is not None and (only is None or k in only or k == "")]
-        by_folder = {c: [f.rsplit("/", 1)[-1] for f in files if (f.rsplit("/", 1)[0] if "/" in f else "") == c]
-                     for c in comps}
+        def names_in(folder):
+            return [f.rsplit("/", 1)[-1] for f in files if (f.rsplit("/", 1)[0] if "/" in f else "") == folder]
+
+        # a component whose safetensors live in an alias folder (shap-e's renderer/) is not pickle-only
+        by_folder = {c: names_in(c) + (names_in((aliases or {})[c]) if c in (aliases or {}) else []) for c in comps}
         if parts := pickle_only_parts(by_folder):
             raise ValueError(pickle_message(repo, parts))
     wanted = select_files(files, index, variant, allow_pickle, only, aliases)

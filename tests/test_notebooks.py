@@ -142,9 +142,30 @@ def assert_reproduces(path, tmp_path):
     assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
 
 
+def assert_summary_recorded(path):
+    """The executed copy (papermill, earlier in this run) is what nbval would compare against: no cell failed and
+    every `# NBVAL_CHECK_OUTPUT` cell printed its summary. Re-executing it with nbval (a second full run) is kept
+    for sdxl and the clip classroom, where cross-kernel determinism is the point (issue 20); elsewhere the second run
+    only repeats the first."""
+    nb = nbformat.read(path, as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    checked = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checked and all(any(o.output_type == "stream" and o.text.strip() for o in c.outputs) for c in checked)
+
+
 def test_nbval_reruns_and_checks_the_marked_cells(smoke_run, tmp_path):
     out, _ = smoke_run
     assert_reproduces(out / "sdxl.ipynb", tmp_path)
+
+
+def test_a_missing_or_failed_summary_is_caught(smoke_run, tmp_path):
+    out, _ = smoke_run
+    assert_summary_recorded(out / "sdxl.ipynb")
+    nb = nbformat.read(out / "sdxl.ipynb", as_version=4)
+    next(c for c in nb.cells if c.source.startswith("# NBVAL_CHECK_OUTPUT")).outputs = []
+    nbformat.write(nb, tmp_path / "silent.ipynb")
+    with pytest.raises(AssertionError):
+        assert_summary_recorded(tmp_path / "silent.ipynb")
 
 
 def test_nbval_catches_a_changed_result(smoke_run, tmp_path):
@@ -227,9 +248,9 @@ def test_shap_e_text_only(tmp_path):
     assert result["outputs"] and all(name.startswith("text_") for name in result["outputs"])
 
 
-def test_shap_e_nbval(shap_e_run, tmp_path):
+def test_shap_e_summary_cell(shap_e_run):
     out, _ = shap_e_run
-    assert_reproduces(out / "shap_e.ipynb", tmp_path)
+    assert_summary_recorded(out / "shap_e.ipynb")
 
 
 @pytest.mark.parametrize("override, evalue", [
@@ -316,9 +337,9 @@ def test_sparsectrl_rgb_with_given_key_frames(tmp_path):
 
 
 @pytest.mark.parametrize("notebook", ["animatediff", "svd"])
-def test_video_nbval(video_run, tmp_path, notebook):
+def test_video_summary_cell(video_run, notebook):
     out, _ = video_run
-    assert_reproduces(out / f"{notebook}.ipynb", tmp_path)
+    assert_summary_recorded(out / f"{notebook}.ipynb")
 
 
 @pytest.mark.parametrize("notebook, override, parameter, evalue", [
@@ -384,10 +405,12 @@ def test_small_clip_classifies_unseen_digits_zero_shot(classroom_run):
     assert len(side["generation"]["clip_score_own_caption"]) == 3
 
 
-@pytest.mark.parametrize("notebook", ["diffusion_from_scratch", "clip"])
-def test_classroom_nbval(classroom_run, tmp_path, notebook):
+def test_classroom_nbval(classroom_run, tmp_path):
+    """Seeded CPU training gives the same numbers in a new kernel (the clip classroom: 12 s; the diffusion one,
+    50 s, learns by the same seeded mechanism and has its summary checked in its executed copy)."""
     out, _ = classroom_run
-    assert_reproduces(out / f"{notebook}.ipynb", tmp_path)
+    assert_reproduces(out / "clip.ipynb", tmp_path)
+    assert_summary_recorded(out / "diffusion_from_scratch.ipynb")
 
 
 def test_panels_stay_hidden_in_headless_runs(tmp_path):
@@ -439,9 +462,9 @@ def test_zero123plus_v11_with_depth_controlnet(tmp_path):
     assert side["models"][0]["components"] == {"controlnet": "tiny:controlnet-zp11-depth"}
 
 
-def test_zero123plus_nbval(zero123_run, tmp_path):
+def test_zero123plus_summary_cell(zero123_run):
     out, _ = zero123_run
-    assert_reproduces(out / "zero123plus.ipynb", tmp_path)
+    assert_summary_recorded(out / "zero123plus.ipynb")
 
 
 @pytest.mark.parametrize("override, ename, evalue, stops_at", [
@@ -487,9 +510,9 @@ def test_mvdream_four_views_grid_turntable_and_cameras(mvdream_run):
     assert gif.n_frames == 4 and gif.size == (256, 256)
 
 
-def test_mvdream_nbval(mvdream_run, tmp_path):
+def test_mvdream_summary_cell(mvdream_run):
     out, _ = mvdream_run
-    assert_reproduces(out / "mvdream.ipynb", tmp_path)
+    assert_summary_recorded(out / "mvdream.ipynb")
 
 
 def test_imagedream_through_the_same_notebook(tmp_path):
@@ -546,9 +569,9 @@ def test_stable_diffusion_three_models_same_seeds_and_a_guidance_sweep(sd_run):
     assert Image.open(folder / "guidance_sweep_grid.png").size == (64 * len(smoke["guidance_sweep"]), 64)
 
 
-def test_stable_diffusion_nbval(sd_run, tmp_path):
+def test_stable_diffusion_summary_cell(sd_run):
     out, _ = sd_run
-    assert_reproduces(out / "stable_diffusion.ipynb", tmp_path)
+    assert_summary_recorded(out / "stable_diffusion.ipynb")
 
 
 @pytest.mark.parametrize("override, evalue", [
@@ -595,9 +618,9 @@ def test_deepfloyd_if_three_stages_each_saved_with_its_facts(if_run):
     assert "prompt encoded once: (1, 77, 32)" in summary
 
 
-def test_deepfloyd_if_nbval(if_run, tmp_path):
+def test_deepfloyd_if_summary_cell(if_run):
     out, _ = if_run
-    assert_reproduces(out / "deepfloyd_if.ipynb", tmp_path)
+    assert_summary_recorded(out / "deepfloyd_if.ipynb")
 
 
 @pytest.mark.parametrize("override, evalue", [
@@ -650,9 +673,9 @@ def test_text_to_video_cogvideox_and_zeroscope_twins(tmp_path):
     assert zero["status"] == "passed", zero.get("error")
 
 
-def test_text_to_video_nbval(t2v_run, tmp_path):
+def test_text_to_video_summary_cell(t2v_run):
     out, _ = t2v_run
-    assert_reproduces(out / "text_to_video.ipynb", tmp_path)
+    assert_summary_recorded(out / "text_to_video.ipynb")
 
 
 @pytest.mark.parametrize("override, ename, evalue, stops_at", [
@@ -695,9 +718,9 @@ def test_tune_a_video_trains_then_reconstructs_and_edits(tav_run):
     assert "psnr_db" in json.loads((folder / "reconstruction.json").read_text())["generation"]
 
 
-def test_tune_a_video_nbval(tav_run, tmp_path):
+def test_tune_a_video_summary_cell(tav_run):
     out, _ = tav_run
-    assert_reproduces(out / "tune_a_video.ipynb", tmp_path)
+    assert_summary_recorded(out / "tune_a_video.ipynb")
 
 
 @pytest.mark.parametrize("override, evalue", [

@@ -128,6 +128,18 @@ def _liven(model, std: float = 0.05):
     return model
 
 
+def _checker_config():
+    """The tiny CLIP a twin's safety checker is built on (SD 1.5's and DeepFloyd IF's checkers are CLIP towers)."""
+    from transformers import CLIPConfig
+
+    return CLIPConfig(
+        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
+                     "num_attention_heads": 4},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4,
+                       "image_size": 224, "patch_size": 14},
+        projection_dim=32)
+
+
 def _seeded(seed: int):
     import torch
 
@@ -291,7 +303,7 @@ def sd15():
     """The stable-diffusion-v1-5 layout, safety checker and feature extractor included."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
-    from transformers import CLIPConfig, CLIPImageProcessor
+    from transformers import CLIPImageProcessor
 
     _seeded(SEED)
     unet = UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
@@ -300,12 +312,7 @@ def sd15():
                                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
                                 cross_attention_dim=32).eval()
     _seeded(SEED + 5)
-    checker = StableDiffusionSafetyChecker(CLIPConfig(
-        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-                     "num_attention_heads": 4},
-        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4,
-                       "image_size": 224, "patch_size": 14},
-        projection_dim=32)).eval()
+    checker = StableDiffusionSafetyChecker(_checker_config()).eval()
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
                               steps_offset=1, set_alpha_to_one=False)
     return StableDiffusionPipeline(vae=vae(scaling_factor=0.18215, sample_size=512), text_encoder=text_encoder(),
@@ -611,15 +618,10 @@ def _if_extras(seed: int):
     """The published folder's other parts: the CLIP image processor, the safety checker (saved, never loaded:
     catalog ``skip``) and the watermarker."""
     from diffusers.pipelines.deepfloyd_if import IFSafetyChecker, IFWatermarker
-    from transformers import CLIPConfig, CLIPImageProcessor
+    from transformers import CLIPImageProcessor
 
     _seeded(seed)
-    checker = IFSafetyChecker(CLIPConfig(
-        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-                     "num_attention_heads": 4},
-        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4,
-                       "image_size": 224, "patch_size": 14},
-        projection_dim=32)).eval()
+    checker = IFSafetyChecker(_checker_config()).eval()
     return dict(safety_checker=checker, feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
                 watermarker=IFWatermarker(), requires_safety_checker=True)
 

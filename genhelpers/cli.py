@@ -49,7 +49,8 @@ def cmd_doctor(a) -> int:
     old = outdated()
     for name, v in old.items():
         print(f"⚠ {name} {v or 'missing'} is older than genhelpers supports (genhelpers.stack.MINIMUM)")
-    print(f"\nEach notebook's '{a.profile}' setup, planned as genhelpers.load would (estimates, not measurements):\n")
+    print(f"\nEach notebook's '{a.profile}' setup, planned as genhelpers.load would (estimates; the rates behind "
+          f"them were measured on a GPU, benchmarks/gpu_full_size.json):\n")
     print(render(table(load_profiles(Path(a.notebooks) / "profiles.yaml"), rt, a.profile)))
     return 1 if old else 0
 

@@ -862,6 +862,7 @@ def _shard_in_two(model, folder: Path, variants) -> None:
             if len(list(folder.glob(f"model{'.' + variant if variant else ''}-*-of-00002.safetensors"))) == 2:
                 break
     model.to(torch.float32)
+    # the fp16 save rewrote config.json's dtype; the default weights (and the published config) are float32
     (folder / "config.json").write_text((folder / "config.json").read_text().replace('"float16"', '"float32"'))
 
 

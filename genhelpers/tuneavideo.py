@@ -5,8 +5,8 @@ ICCV 2023; the authors' code at showlab/Tune-A-Video):
 
 * the Stable Diffusion UNet is *inflated*: its spatial layers run on every frame, and temporal attention layers are
   inserted after them — here through diffusers' ``UNetMotionModel.from_unet2d`` with a fresh ``MotionAdapter``
-  (one motion layer per spatial layer, as diffusers requires; no mid-block module), whose output projections start
-  at zero, so the inflated UNet begins exactly as the image model;
+  (one motion layer per spatial layer, as diffusers requires; no mid-block module), whose output projections we
+  set to zero (diffusers initialises them at random), so the inflated UNet begins exactly as the image model;
 * the spatial self-attention becomes **sparse-causal**: each frame's queries attend to the keys and values of the
   *first* frame and of the *previous* frame (frame 0 attends to itself twice), which keeps appearance consistent
   across frames at the cost of two frames' tokens instead of all;
@@ -133,6 +133,16 @@ def inflate(unet):
                             motion_num_attention_heads=heads, motion_norm_num_groups=unet.config.norm_num_groups,
                             motion_max_seq_length=MAX_FRAMES).to(unet.dtype)
     video = UNetMotionModel.from_unet2d(unet, adapter).to(device=unet.device, dtype=unet.dtype)
+    # diffusers initialises a fresh motion module's output projection at random (it expects trained weights);
+    # the paper (and AnimateDiff) start temporal layers at zero, so the inflated UNet is exactly the image model
+    # until training moves them (tests/test_tuneavideo.py checks it on a still clip)
+    import torch
+
+    with torch.no_grad():
+        for name, module in video.named_modules():
+            if "motion_modules" in name and name.endswith("proj_out"):
+                module.weight.zero_()
+                module.bias.zero_()
     count = FrameCount()
     processors = {}
     for name, proc in video.attn_processors.items():

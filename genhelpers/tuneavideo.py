@@ -256,19 +256,28 @@ def train(unet, latents, text, scheduler, steps: int, learning_rate: float, seed
 def invert(unet, latents, text, scheduler_config, steps: int, progress: bool = True):
     """DDIM inversion: run the deterministic sampler backwards from the clean clip latents to noise, conditioned on
     the caption (no guidance). Sampling forward from that noise with the caption gives the clip back; with an
-    edited prompt, the same motion with the edit."""
+    edited prompt, the same motion with the edit. Pair it with ``sampler(config)`` (the same steps, no clipping)."""
     import torch
     from diffusers import DDIMInverseScheduler
     from tqdm.auto import tqdm
 
     text = per_frame(text, latents)
-    inverse = DDIMInverseScheduler.from_config(scheduler_config)
+    # no clipping of the predicted clean latents (DDIM's default clips them to [-1, 1], which latents exceed; SD's
+    # samplers run without it): with clipping the inversion is not the sampler run backwards
+    inverse = DDIMInverseScheduler.from_config(scheduler_config, clip_sample=False)
     inverse.set_timesteps(steps, device=latents.device)
     x = latents.clone()
     with torch.no_grad():
         for t in tqdm(inverse.timesteps, desc="DDIM inversion", disable=not progress):
             x = inverse.step(unet(x, t, encoder_hidden_states=text).sample, t, x).prev_sample
     return x
+
+
+def sampler(scheduler_config):
+    """The forward DDIM sampler that matches ``invert``: same schedule, no clipping of the clean-latent prediction."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler.from_config(scheduler_config, clip_sample=False)
 
 
 def psnr(a, b) -> float:

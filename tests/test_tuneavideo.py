@@ -1,0 +1,114 @@
+"""Tune-A-Video's parts against maths written here, independently of genhelpers.tuneavideo: the sparse-causal
+attention (frame i attends to frame 0 and frame i-1), the inflation (an untrained inflated UNet is the image UNet on
+a still clip), and what is trained."""
+import pytest
+import torch
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+from genhelpers import tuneavideo
+
+FRAMES, TOKENS, CHANNELS, HEADS = 4, 6, 16, 2
+
+
+@pytest.fixture
+def attention():
+    torch.manual_seed(0)
+    attn = Attention(CHANNELS, heads=HEADS, dim_head=CHANNELS // HEADS).eval()
+    count = tuneavideo.FrameCount()
+    count.frames = FRAMES
+    return attn, count
+
+
+def reference(attn, x):
+    """Per frame, per head, written out: softmax(q kᵀ / √d) v with k, v from [frame 0 ; frame i-1]."""
+    d = CHANNELS // HEADS
+    out = []
+    for i in range(FRAMES):
+        context = torch.cat([x[0], x[max(i - 1, 0)]], dim=0)  # (2·tokens, C)
+        q, k, v = attn.to_q(x[i]), attn.to_k(context), attn.to_v(context)
+        heads = []
+        for h in range(HEADS):
+            s = slice(h * d, (h + 1) * d)
+            weights = torch.softmax(q[:, s] @ k[:, s].T / d**0.5, dim=-1)
+            heads.append(weights @ v[:, s])
+        out.append(attn.to_out[0](torch.cat(heads, dim=-1)))
+    return torch.stack(out)
+
+
+def test_sparse_causal_attention_equals_the_written_out_maths(attention):
+    attn, count = attention
+    x = torch.randn(FRAMES, TOKENS, CHANNELS, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        got = tuneavideo.SparseCausalAttnProcessor(count)(attn, x)
+        assert torch.allclose(got, reference(attn, x), atol=1e-5)
+
+
+def test_the_first_frame_sees_only_itself_and_later_frames_do_not_reach_back(attention):
+    attn, count = attention
+    x = torch.randn(FRAMES, TOKENS, CHANNELS, generator=torch.Generator().manual_seed(2))
+    processor = tuneavideo.SparseCausalAttnProcessor(count)
+    with torch.no_grad():
+        out = processor(attn, x)
+        plain = AttnProcessor2_0()(attn, x[:1])  # frame 0: its keys twice = ordinary self-attention
+        assert torch.allclose(out[0], plain[0], atol=1e-5)
+        moved = x.clone()
+        moved[3] += 1.0  # frame 3 only reaches frame 3 (its queries) and frame 4 (none here)
+        again = processor(attn, moved)
+    assert torch.allclose(out[:3], again[:3], atol=1e-6) and not torch.allclose(out[3], again[3])
+
+
+def test_an_untrained_inflated_unet_is_the_image_unet_on_a_still_clip(twins, cpu_runtime):
+    """Fresh temporal layers output zero, and on identical frames sparse-causal attention is self-attention: the
+    inflated UNet starts exactly as the image model, frame by frame (the paper's starting point)."""
+    import genhelpers
+
+    pipe = genhelpers.load("tiny:sd15", cpu_runtime, memory=None, quiet=True)
+    image_unet = pipe.unet
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    text = torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        single = image_unet(latent, 10, encoder_hidden_states=text).sample
+        video = tuneavideo.inflate(image_unet)
+        clip = latent.unsqueeze(2).repeat(1, 1, 3, 1, 1)
+        out = video(clip, 10, encoder_hidden_states=tuneavideo.per_frame(text, clip)).sample
+    for f in range(3):
+        assert torch.allclose(out[:, :, f], single, atol=1e-4)
+
+
+def test_what_is_trained(twins, cpu_runtime):
+    import genhelpers
+
+    unet = tuneavideo.inflate(genhelpers.load("tiny:sd15", cpu_runtime, memory=None, quiet=True).unet)
+    trained = {n for n, p in unet.named_parameters() if p in set(tuneavideo.trainable(unet))}
+    assert trained and all(("motion_modules" in n and ".ff." not in n) or n.endswith(("attn1.to_q.weight",
+                                                                                       "attn2.to_q.weight"))
+                           for n in trained)
+    assert any(".attn1.to_q." in n for n in trained) and any(".attn2.to_q." in n for n in trained)
+    frozen = {n for n, p in unet.named_parameters() if not p.requires_grad}
+    assert any(".attn1.to_k." in n for n in frozen) and any("motion_modules" in n and ".ff." in n for n in frozen)
+
+
+def test_ddim_inversion_is_the_sampler_run_backwards():
+    """With a noise prediction that does not depend on the sample, DDIM is exactly invertible: inverting and then
+    sampling with the paired sampler gives the latents back. (With DDIM's default clipping of the predicted
+    clean latents to [-1, 1] it came back 42% off: both run unclipped.)"""
+    import types
+
+    from diffusers import PNDMScheduler
+
+    config = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
+                           steps_offset=1, set_alpha_to_one=False).config  # SD 1.5's published sampler settings
+    eps = torch.randn(1, 4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+
+    def unet(x, t, encoder_hidden_states):
+        return types.SimpleNamespace(sample=eps)
+
+    latents = torch.randn(1, 4, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2
+    noise = tuneavideo.invert(unet, latents, torch.zeros(3, 77, 32), config, 20, progress=False)
+    forward = tuneavideo.sampler(config)
+    forward.set_timesteps(20)
+    x = noise
+    for t in forward.timesteps:
+        x = forward.step(unet(x, t, None).sample, t, x).prev_sample
+    assert (x - latents).norm() / latents.norm() < 1e-5
+    assert (noise - latents).norm() / latents.norm() > 0.5  # it did travel to the noisy end

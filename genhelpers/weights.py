@@ -97,6 +97,16 @@ def kind_of(ref) -> str:
                      f"a Hugging Face id 'owner/name', a local folder, 'kaggle:<handle>' or 'tiny:<key>'")
 
 
+def names_by_folder(paths) -> dict[str, list[str]]:
+    """{folder ('' for the top): file names} for relative paths at most one folder deep."""
+    out: dict[str, list[str]] = {}
+    for p in paths:
+        folder, _, name = str(p).rpartition("/")
+        if "/" not in folder:
+            out.setdefault(folder, []).append(name)
+    return out
+
+
 def pickle_only_parts(names_by_folder: dict[str, list[str]]) -> list[str]:
     """The folders (components) whose weight files are all pickles: {folder: file names} -> folder names."""
     out = []
@@ -119,9 +129,8 @@ def check_weights(folder: Path, allow_pickle: bool = False, ref: str | None = No
     allowed."""
     if allow_pickle or not folder.is_dir():
         return
-    by_folder = {"": [f.name for f in folder.iterdir() if f.is_file()]}
-    by_folder.update({d.name: [f.name for f in d.iterdir() if f.is_file()] for d in folder.iterdir() if d.is_dir()})
-    parts = pickle_only_parts(by_folder)
+    files = (f.relative_to(folder).as_posix() for pattern in ("*", "*/*") for f in folder.glob(pattern) if f.is_file())
+    parts = pickle_only_parts(names_by_folder(files))
     if parts:
         raise ValueError(pickle_message(ref or str(folder), parts))
 
@@ -382,15 +391,13 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, alia
         except EntryNotFoundError:
             index = None
     if not allow_pickle:  # before downloading anything: say which parts are pickles and how to opt in
-        comps = [k for k, v in (index or {"": ["", ""]}).items() if isinstance(v, list) and len(v) == 2
-                 and v[0] is not None and (only is None or k in only or k == "")]
-        def names_in(folder):
-            return [f.rsplit("/", 1)[-1] for f in files if (f.rsplit("/", 1)[0] if "/" in f else "") == folder]
-
-        # a component whose safetensors live in an alias folder (shap-e's renderer/) is not pickle-only
-        by_folder = {c: names_in(c) + (names_in((aliases or {})[c]) if c in (aliases or {}) else []) for c in comps}
-        if parts := pickle_only_parts(by_folder):
-            raise ValueError(pickle_message(repo, parts))
+        listing = names_by_folder(files)
+        for part, folder in (aliases or {}).items():  # shap-e's renderer keeps its safetensors in renderer/
+            listing[part] = listing.get(part, []) + listing.get(folder, [])
+        parts = {""} if index is None else {k for k, v in index.items() if isinstance(v, list) and len(v) == 2
+                                            and v[0] is not None and (only is None or k in only)}
+        if pickled := pickle_only_parts({f: n for f, n in listing.items() if f in parts}):
+            raise ValueError(pickle_message(repo, pickled))
     wanted = select_files(files, index, variant, allow_pickle, only, aliases)
     try:
         return Path(snapshot_download(repo, allow_patterns=wanted, token=token, local_files_only=offline()))

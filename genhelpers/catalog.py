@@ -406,6 +406,44 @@ ENTRIES = {
             activations_gib_per_mp=0.9,  # measured: 14.8 GiB for 49 × 480×720 with plan gpu
         ),
         Entry(
+            key="karlo-v1-alpha",
+            repo="kakaobrain/karlo-v1-alpha",
+            cls="UnCLIPPipeline",
+            title="Karlo v1 alpha: DALL·E 2's unCLIP design (prior → decoder → two super-resolution steps)",
+            licence="CreativeML Open RAIL-M",
+            licence_url="https://huggingface.co/kakaobrain/karlo-v1-alpha",
+            paper="https://arxiv.org/abs/2204.06125",
+            # counted from the recorded configs (diffusers' conversion script's values; text encoder = CLIP ViT-L/14's
+            # with projection); no exact published figure ("~3.4B" in the issue: 3,422,157,516 counted)
+            params={"prior": 1_022_030_080, "decoder": 885_439_686, "text_proj": 7_878_400,
+                    "super_res_first": 691_579_523, "super_res_last": 691_579_523, "text_encoder": 123_650_304},
+            params_exact=False,
+            defaults={"prior_steps": 25, "decoder_steps": 25, "super_res_steps": 7, "prior_guidance": 4.0,
+                      "decoder_guidance": 8.0, "height": 256, "width": 256},
+            pickle_only=True,
+            notes="Converted to diffusers in Dec 2022 with pickle (.bin) weights (listing of low confidence): loading "
+                  "it is an explicit opt-in. UnCLIPPipeline is frozen in diffusers (see loader.frozen_pipeline_modules).",
+        ),
+        Entry(
+            key="karlo-v1-alpha-image-variations",
+            repo="kakaobrain/karlo-v1-alpha-image-variations",
+            cls="UnCLIPImageVariationPipeline",
+            title="Karlo image variations: Karlo's decoder painting from a picture's CLIP image embedding",
+            licence="CreativeML Open RAIL-M",
+            licence_url="https://huggingface.co/kakaobrain/karlo-v1-alpha-image-variations",
+            paper="https://arxiv.org/abs/2204.06125",
+            # Karlo's decoder, text_proj, super-resolution UNets and text encoder (diffusers built this repository
+            # from karlo-v1-alpha's components) + CLIP ViT-L/14's vision tower with projection; counted
+            params={"decoder": 885_439_686, "text_proj": 7_878_400, "super_res_first": 691_579_523,
+                    "super_res_last": 691_579_523, "text_encoder": 123_650_304, "image_encoder": 303_966_208},
+            params_exact=False,
+            defaults={"decoder_steps": 25, "super_res_steps": 7, "decoder_guidance": 8.0, "height": 256, "width": 256},
+            shares=("decoder", "text_proj", "super_res_first", "super_res_last", "text_encoder"),
+            pickle_only=True,
+            notes="Same components as karlo-v1-alpha (without the prior) plus an image encoder: a notebook that has "
+                  "Karlo loaded passes them in and loads only the image encoder.",
+        ),
+        Entry(
             key="sdxl-vae-fp16-fix",
             activations_gib_per_mp=0.0,
             repo="madebyollin/sdxl-vae-fp16-fix",

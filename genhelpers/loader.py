@@ -44,6 +44,30 @@ def job_need(rt: Runtime, models=(), height: int = 1024, width: int = 1024, batc
     return _memory.estimate(params, rt.dtype, height, width, batch, frames, rate, attention, shared=shared)
 
 
+# Pipelines diffusers has frozen (deprecated) live under diffusers.pipelines.deprecated.<name>, but the published
+# folders' model_index.json still name their pipeline-owned classes by the old module: Karlo's says
+# text_proj: ["unclip", "UnCLIPTextProjModel"], and diffusers 0.42 no longer finds "unclip" (a folder saved by
+# 0.42 names ["diffusers", ...], which fails too). This is the one place that maps the old names to diffusers'
+# own modules; nothing from a model repository is imported or run.
+FROZEN_PIPELINE_MODULES = {"unclip": "diffusers.pipelines.deprecated.unclip"}
+
+
+def frozen_pipeline_modules() -> dict:
+    """Make each frozen pipeline module reachable under its old name (``diffusers.pipelines.unclip``), as diffusers
+    resolves a model_index.json entry ``[module, class]``; returns {old name: module}."""
+    import importlib
+
+    import diffusers.pipelines
+
+    found = {}
+    for old, new in FROZEN_PIPELINE_MODULES.items():
+        module = importlib.import_module(new)
+        if not hasattr(diffusers.pipelines, old):
+            setattr(diffusers.pipelines, old, module)
+        found[old] = module
+    return found
+
+
 def _variant(res: weights.Resolved, dtype: str, variant: str | None) -> str | None:
     """'auto': the half-precision files when computing in half precision and the folder has them."""
     if variant != "auto":
@@ -89,6 +113,7 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     import torch
 
     rt = rt or detect()
+    frozen_pipeline_modules()
     unsupported = tuple(g for g in rt.gpus if not g.supported)
     if unsupported:
         raise RuntimeError("\n".join(gpu_warnings(unsupported)))
@@ -209,10 +234,11 @@ def _components_by_variant(path, cls, only, supplied, var, dtype, allow_pickle, 
         module, name = index[c]
         if module in ("diffusers", "transformers"):
             model_cls = _class(name)
-        else:  # a class that lives with its pipeline in diffusers (e.g. shap_e.ShapERenderer)
+        else:  # a class that lives with its pipeline in diffusers (shap_e.ShapERenderer, unclip.UnCLIPTextProjModel)
             import importlib
 
-            model_cls = getattr(importlib.import_module(f"diffusers.pipelines.{module}"), name)
+            frozen = frozen_pipeline_modules()
+            model_cls = getattr(frozen.get(module) or importlib.import_module(f"diffusers.pipelines.{module}"), name)
         own[c] = model_cls.from_pretrained(path / folder, dtype=getattr(torch, dtype), variant=v,
                                            use_safetensors=not allow_pickle)
     return var, own
@@ -281,7 +307,7 @@ def _class(name: str):
 
     from . import pipelines
 
-    for lib in (pipelines, diffusers, transformers):
+    for lib in (pipelines, diffusers, transformers, *frozen_pipeline_modules().values()):
         if name and hasattr(lib, name):
             return getattr(lib, name)
     raise ValueError(f"pipeline={name!r} is not a diffusers or transformers class (check the spelling, "

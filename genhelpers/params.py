@@ -302,6 +302,17 @@ RULES = {
     "gradient_checkpointing": flag,
     "use_8bit_adam": flag,
     "inversion_steps": positive_int,
+    # unCLIP (Karlo)
+    "variations_model": model_ref,
+    "second_prompt": prompt,
+    # UnCLIPScheduler spaces its steps by (1000 - 1) / (steps - 1): one step divides by zero inside diffusers
+    "prior_steps": int_range(2, 1000, "unCLIP's scheduler needs at least 2 steps"),
+    "decoder_steps": int_range(2, 1000, "unCLIP's scheduler needs at least 2 steps"),
+    "super_res_steps": int_range(2, 1000, "unCLIP's scheduler needs at least 2 steps"),
+    "prior_guidance": non_negative_number,
+    "decoder_guidance": non_negative_number,
+    "num_variations": int_range(1, 8, "how many variations of the picture to paint (each costs a decoder run)"),
+    "interpolation_steps": int_range(2, 16, "pictures along the walk between two embeddings, both ends included"),
     # DeepFloyd IF's cascade
     "stage_1": model_ref,
     "stage_2": optional_model_ref,

@@ -41,9 +41,11 @@ def _class(config: dict):
         from diffusers.pipelines.shap_e import ShapERenderer
 
         return ShapERenderer
-    from . import pipelines  # our own models (MVDream's multi-view UNet)
+    from . import loader, pipelines  # our own models (MVDream's multi-view UNet)
 
-    return getattr(pipelines, name, None) or getattr(diffusers, name, None) or getattr(transformers, name)
+    frozen = [getattr(m, name, None) for m in loader.frozen_pipeline_modules().values()]  # Karlo's text_proj
+    return (getattr(pipelines, name, None) or getattr(diffusers, name, None) or next(filter(None, frozen), None)
+            or getattr(transformers, name))
 
 
 def meta_model(key: str, component: str):

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TWIN_VERSION = 7  # bump when a builder changes, so cached twins are rebuilt
+TWIN_VERSION = 8  # bump when a builder changes, so cached twins are rebuilt
 SEED = 0
 
 # ----------------------------------------------------------------------------------------------- tokenizer
@@ -754,6 +754,77 @@ def cogvideox_2b():
                              transformer=transformer, scheduler=scheduler)
 
 
+# ----------------------------------------------------------------------------------------------- unCLIP (Karlo)
+KARLO_EMBED = 32  # CLIP's embedding width (ViT-L/14: 768): the prior's output, the text and image projections
+
+
+def _karlo_parts(seed: int = SEED + 50) -> dict:
+    """Karlo's shared parts in the published layout: the decoder (a 64-px pixel UNet here 16 px, with the
+    published block types, class embedding = the projected CLIP image embedding, learned-range variance), the
+    text_proj that turns the image embedding into extra context tokens and a time-embedding offset, two
+    super-resolution UNets (first steps / last step; 256 px, here 64 px), the CLIP text tower with projection."""
+    from diffusers import UNet2DConditionModel, UNet2DModel, UnCLIPScheduler
+    from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
+
+    _seeded(seed)
+    decoder = UNet2DConditionModel(
+        sample_size=16, layers_per_block=1, in_channels=3, out_channels=6, block_out_channels=(32, 64),
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn", cross_attention_dim=32, class_embed_type="identity",
+        attention_head_dim=16, resnet_time_scale_shift="scale_shift", norm_num_groups=8).eval()
+    text_proj = UnCLIPTextProjModel(clip_extra_context_tokens=4, clip_embeddings_dim=KARLO_EMBED, time_embed_dim=128,
+                                    cross_attention_dim=32).eval()
+
+    def super_res(s):
+        _seeded(s)
+        return UNet2DModel(sample_size=64, layers_per_block=1, in_channels=6, out_channels=3, block_out_channels=(16, 32),
+                           down_block_types=("ResnetDownsampleBlock2D",) * 2, up_block_types=("ResnetUpsampleBlock2D",) * 2,
+                           add_attention=False, norm_num_groups=8).eval()
+
+    return dict(decoder=decoder, text_proj=text_proj, super_res_first=super_res(seed + 1),
+                super_res_last=super_res(seed + 2), text_encoder=text_encoder(projection=True, seed=seed + 3),
+                tokenizer=clip_tokenizer(),
+                decoder_scheduler=UnCLIPScheduler(variance_type="learned_range", prediction_type="epsilon"),
+                super_res_scheduler=UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="epsilon"))
+
+
+def karlo_v1_alpha():
+    """kakaobrain/karlo-v1-alpha: the shared parts + the prior, a transformer that denoises a CLIP image embedding
+    given the caption's CLIP text embedding and token states (it predicts the clean embedding: 'sample')."""
+    from diffusers import PriorTransformer, UnCLIPPipeline, UnCLIPScheduler
+
+    parts = _karlo_parts()
+    _seeded(SEED + 55)
+    prior = PriorTransformer(num_attention_heads=2, attention_head_dim=16, num_layers=2, embedding_dim=KARLO_EMBED,
+                             num_embeddings=77, additional_embeddings=4).eval()
+    import torch
+
+    with torch.no_grad():  # a fresh prior has clip_std = 0 (its output would always be clip_mean: a dead path) and
+        # zero position / query embeddings; the published one carries CLIP's image-embedding statistics
+        prior.clip_mean.normal_(0, 0.1)
+        prior.clip_std.uniform_(0.5, 1.5)
+        prior.positional_embedding.normal_(0, 0.02)
+        prior.prd_embedding.normal_(0, 0.02)
+    return UnCLIPPipeline(prior=prior, prior_scheduler=UnCLIPScheduler(variance_type="fixed_small_log",
+                                                                       prediction_type="sample", clip_sample_range=5.0),
+                          **parts)
+
+
+def karlo_v1_alpha_image_variations():
+    """The variations repository as diffusers built it: Karlo's parts (same weights) + CLIP ViT-L/14's vision tower
+    with projection and a default CLIPImageProcessor (224 px)."""
+    from diffusers import UnCLIPImageVariationPipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    _seeded(SEED + 56)
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=224,
+        patch_size=14, projection_dim=KARLO_EMBED)).eval()
+    return UnCLIPImageVariationPipeline(image_encoder=image_encoder, feature_extractor=CLIPImageProcessor(),
+                                        **_karlo_parts())
+
+
 BUILDERS = {
     "sdxl-base": sdxl_base,
     "sdxl-refiner": sdxl_refiner,
@@ -780,6 +851,8 @@ BUILDERS = {
     "modelscope-t2v": modelscope_t2v,
     "zeroscope-v2-576w": zeroscope_v2_576w,
     "cogvideox-2b": cogvideox_2b,
+    "karlo-v1-alpha": karlo_v1_alpha,
+    "karlo-v1-alpha-image-variations": karlo_v1_alpha_image_variations,
 }
 
 
@@ -832,7 +905,9 @@ def _write_twin(key: str, folder: Path) -> None:
             write_clip_tokenizer(tok, pad_token=pad)
     index = folder / "model_index.json"
     if index.exists():  # without torchvision transformers names the PIL processor class; published files don't
-        index.write_text(index.read_text().replace("CLIPImageProcessorPil", "CLIPImageProcessor"))
+        text = index.read_text().replace("CLIPImageProcessorPil", "CLIPImageProcessor")
+        # Karlo's published model_index.json names text_proj by the module of its day (see loader.FROZEN_...)
+        index.write_text(text.replace('"diffusers",\n    "UnCLIPTextProjModel"', '"unclip",\n    "UnCLIPTextProjModel"'))
     if "fp16" in catalog.ENTRIES[key].variants:
         _write_fp16(obj, folder)
     for component in SHARDED.get(key, ()):

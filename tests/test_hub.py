@@ -14,7 +14,11 @@ from genhelpers.runtime import Runtime
 from .local_hub import Hub, load_trees
 
 TREES = load_trees()
-ADDITIONS = json.loads((Path(__file__).resolve().parent / "reference" / "hub_tree_additions.json").read_text())["repos"]
+_OURS = json.loads((Path(__file__).resolve().parent / "reference" / "hub_tree_additions.json").read_text())
+ADDITIONS = _OURS["repos"]
+# repositories the shared listing lacks, in the same form (files as {"path": …}), served beside the shared ones
+NEW_REPOS = {r: {**t, "files": [{"path": f} for f in t["files"]]} for r, t in _OURS.get("new_repos", {}).items()}
+SERVED = {**TREES, **NEW_REPOS}
 ALIASES = {e.repo: {v: k for k, v in e.component_folders.items()} for e in catalog.ENTRIES.values()}
 CPU = Runtime("local", (), "float32")
 
@@ -22,7 +26,7 @@ CPU = Runtime("local", (), "float32")
 @pytest.fixture(scope="module")
 def hub(twins):
     repos = {r: {"files": [f["path"] for f in t["files"]] + ADDITIONS.get(r, {}).get("files", []),
-                 "gated": t.get("gated") is True} for r, t in TREES.items()}
+                 "gated": t.get("gated") is True} for r, t in SERVED.items()}
     twin_of = {e.repo: twins[k] for k, e in catalog.ENTRIES.items() if k in twins}
     with Hub(repos, twin_of, ALIASES, tokens={"hf_granted"}) as h:
         yield h
@@ -58,7 +62,7 @@ def weight_files(names):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
-@pytest.mark.parametrize("key", sorted(k for k, e in catalog.ENTRIES.items() if e.repo in TREES))
+@pytest.mark.parametrize("key", sorted(k for k, e in catalog.ENTRIES.items() if e.repo in SERVED))
 def test_every_published_model_downloads_what_it_needs_and_loads(online, key, dtype, monkeypatch):
     entry = catalog.ENTRIES[key]
     if entry.gated:  # no token: the teaching error, before anything is written; with a granted token: loads
@@ -159,3 +163,19 @@ def test_the_published_trees_are_the_reference_data():
     assert fnmatch.fnmatch("unet/diffusion_pytorch_model.fp16.safetensors", "unet/*.fp16.safetensors")
     for repo, added in ADDITIONS.items():  # additions only where the shared notes call the files likely
         assert "likely" in TREES[repo]["notes"] and not set(added["files"]) & {f["path"] for f in TREES[repo]["files"]}
+    assert not set(NEW_REPOS) & set(TREES)  # new repositories only, never a second version of a shared one
+    assert all(t["why"] for t in NEW_REPOS.values())
+
+
+def test_karlo_variations_downloads_only_its_image_encoder_beside_a_loaded_karlo(online):
+    """The notebook hands Karlo's components to the variations pipeline: only the image encoder and its
+    processor come from the variations repository (diffusers built it from karlo-v1-alpha's parts)."""
+    karlo = genhelpers.load("kakaobrain/karlo-v1-alpha", CPU, memory=None, quiet=True, allow_pickle=True)
+    online.requests.clear()
+    shared = {n: getattr(karlo, n) for n in ("decoder", "text_proj", "super_res_first", "super_res_last",
+                                             "text_encoder", "tokenizer")}
+    var = genhelpers.load("kakaobrain/karlo-v1-alpha-image-variations", CPU, memory=None, quiet=True,
+                          allow_pickle=True, **shared)
+    assert {f.split("/")[0] for f in fetched(online)} == {"model_index.json", "image_encoder", "feature_extractor",
+                                                        "decoder_scheduler", "super_res_scheduler"}
+    assert var.decoder is karlo.decoder and var.text_proj is karlo.text_proj

@@ -749,3 +749,48 @@ def test_tune_a_video_takes_a_clip_of_the_user(tmp_path):
     assert len(got) == 4 and got[0].size == (64, 64)
     with pytest.raises(ValueError, match="has 6 frame\\(s\\), fewer than frames=8"):
         tuneavideo.load_clip(folder, 8, 64)
+
+
+# ------------------------------------------------------------------------------------------- unclip (Karlo)
+@pytest.fixture(scope="module")
+def unclip_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unclip")
+    result = run_notebook(NOTEBOOKS / "unclip.ipynb", PROFILES["unclip"]["smoke"], out)
+    return out, result
+
+
+def test_unclip_text_to_image_variations_and_a_walk(unclip_run):
+    out, result = unclip_run
+    assert result["status"] == "passed", result.get("error")
+    smoke, folder = PROFILES["unclip"]["smoke"], out / "unclip"
+    assert Image.open(folder / "text_to_image_000.png").size == (64, 64)  # the twin's super-resolution side
+    assert json.loads((folder / "text_to_image_001.json").read_text())["generation"]["prompts"][1] == \
+        smoke["second_prompt"]
+    assert Image.open(folder / "variations_000.png").size == (64 * (1 + smoke["num_variations"]), 64)
+    walk = json.loads((folder / "interpolation_000.json").read_text())["generation"]
+    assert walk["fractions"] == [0.0, 0.5, 1.0][: smoke["interpolation_steps"]]
+    assert len(walk["cosine_to_b"]) == smoke["interpolation_steps"] and walk["cosine_to_b"][-1] == 1.0
+    assert set(walk["cosines"]) >= {"prior image embedding · caption text embedding"}
+    models = json.loads((folder / "variations_000.json").read_text())["models"]
+    assert "decoder" in json.dumps(models)  # the variations pipeline records the borrowed components
+
+
+def test_unclip_summary_cell(unclip_run):
+    out, _ = unclip_run
+    assert_summary_recorded(out / "unclip.ipynb")
+
+
+@pytest.mark.parametrize("override, ename, evalue, stops_at", [
+    ({"allow_pickle": False}, "ValueError", "pickle weights only", "genhelpers.load("),
+    ({"prior_steps": 1}, "ParameterError", "prior_steps=1 must be a whole number from 2 to 1000", "genhelpers.check("),
+    ({"interpolation_steps": 1}, "ParameterError", "interpolation_steps=1 must be a whole number from 2 to 16",
+     "genhelpers.check("),
+    ({"num_variations": 0}, "ParameterError", "num_variations=0", "genhelpers.check("),
+    ({"second_prompt": ""}, "ParameterError", "is empty", "genhelpers.check("),
+    ({"variations_model": "tiny:karlo-variations"}, "ParameterError", "no tiny twin by that name",
+     "genhelpers.check("),
+])
+def test_unclip_bad_input_stops_before_loading(tmp_path, override, ename, evalue, stops_at):
+    params = {**PROFILES["unclip"]["smoke"], **override}
+    result = run_notebook(NOTEBOOKS / "unclip.ipynb", params, tmp_path)
+    assert_stopped(result, tmp_path, ename, evalue, stops_at)

@@ -36,6 +36,8 @@ PIPELINES = {
     "sd-x4-upscaler": ("tiny:sd-x4-upscaler", None, {}, 1),
     "modelscope-t2v": ("tiny:modelscope-t2v", None, {}, 16),
     "cogvideox-2b": ("tiny:cogvideox-2b", None, {}, 49),
+    "karlo-v1-alpha": ("tiny:karlo-v1-alpha", None, {"allow_pickle": True}, 1),
+    "karlo-v1-alpha-image-variations": ("tiny:karlo-v1-alpha-image-variations", None, {"allow_pickle": True}, 1),
 }
 # catalog pipelines covered by another row: same class and parts
 SAME_AS = {"sd21-base": "sd21", "zero123plus-v1.1": "zero123plus", "zero123plus-v1.2": "zero123plus",
@@ -130,7 +132,8 @@ def test_svd_plans_never_touch_the_temporal_vae_switches(intercepted, cpu_runtim
 
 
 @pytest.mark.parametrize("key", ["sdxl-base", "animatediff", "svd", "zero123plus", "mvdream", "if-ii-l",
-                                 "sd-x4-upscaler", "modelscope-t2v", "cogvideox-2b"])
+                                 "sd-x4-upscaler", "modelscope-t2v", "cogvideox-2b", "karlo-v1-alpha",
+                                 "karlo-v1-alpha-image-variations"])
 def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runtime):
     """The leanest plan's switches (VAE slicing + tiling, attention slicing, forward chunking, frames decoded
     one at a time) stay on while the pipeline really runs one step on the CPU."""
@@ -157,6 +160,13 @@ def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runti
         out = pipe(image=torch.rand(1, 3, 16, 16) * 2 - 1, prompt_embeds=pe, negative_prompt_embeds=ne, **common)
     elif key == "sd-x4-upscaler":
         out = pipe("a fox", image=picture.resize((16, 16)), **common)
+    elif key == "karlo-v1-alpha":
+        # (UnCLIPScheduler cannot take a single step: it divides by steps - 1)
+        out = pipe("a fox", prior_num_inference_steps=2, decoder_num_inference_steps=2,
+                   super_res_num_inference_steps=2, generator=g, output_type="np")
+    elif key == "karlo-v1-alpha-image-variations":
+        out = pipe(picture, decoder_num_inference_steps=2, super_res_num_inference_steps=2, generator=g,
+                   output_type="np")
     elif key == "zero123plus":
         out = pipe(Image.new("RGB", (320, 320), (200, 100, 50)), num_inference_steps=1, generator=g)
         out = getattr(out, "images", out)

@@ -16,10 +16,11 @@ RUN_ENV := HF_HUB_OFFLINE=1 GENHELPERS_CACHE=$(CURDIR)/.cache/genhelpers
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml genhelpers/tested-versions.txt
+$(STAMP): pyproject.toml genhelpers/tested-versions.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) '$(TORCH)' $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) -e '.[dev]' -c genhelpers/tested-versions.txt
+	$(PIP) --no-deps 'DALL-E==0.1'  # DALL·E's dVAE classes; its metadata would pull torchvision, mypy, pytest
 	touch $@
 
 WORKERS ?= 2

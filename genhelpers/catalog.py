@@ -422,7 +422,7 @@ ENTRIES = {
                       "decoder_guidance": 8.0, "height": 256, "width": 256},
             pickle_only=True,
             notes="Converted to diffusers in Dec 2022 with pickle (.bin) weights (listing of low confidence): loading "
-                  "it is an explicit opt-in. UnCLIPPipeline is frozen in diffusers (see loader.frozen_pipeline_modules).",
+                  "it is an explicit opt-in. UnCLIPPipeline is frozen in diffusers (loader.frozen_pipeline_modules).",
         ),
         Entry(
             key="karlo-v1-alpha-image-variations",

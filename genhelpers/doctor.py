@@ -81,6 +81,23 @@ def training_row(name: str, params: dict, rt: Runtime) -> dict:
         need["weights"] / GIB, 1), "advice": advice}
 
 
+def dvae_row(name: str, params: dict, rt: Runtime) -> dict:
+    """DALL·E's dVAE comes from OpenAI's CDN, not the hub (no catalog entry): its weights in float32 (the package
+    keeps them so, computing in half precision on a GPU) plus its measured activations for the pictures."""
+    from . import dvae
+
+    side, pictures = params["size"], len(params.get("images") or [None] * 4)
+    weights = sum(dvae.meta_count(p) for p in dvae.PARTS) * 4 / GIB
+    gpu = weights + dvae.ACTIVATIONS_GIB_PER_MP * pictures * side * side / 1e6
+    out = {"notebook": name, "models": [params["dvae_weights"]], "height": side, "width": side, "frames": 1,
+           "batch": pictures, "generates": True, "host_gib": round(weights, 1)}
+    if not rt.gpus:
+        return {**out, "plan": "cpu", "fits": True, "gpu_gib": 0,
+                "advice": "small (98 M parameters): runs on the CPU too, in seconds"}
+    return {**out, "plan": "gpu", "fits": gpu < min(g.total_memory for g in rt.gpus) / GIB, "gpu_gib": round(gpu, 1),
+            "advice": ADVICE["gpu"]}
+
+
 def row(name: str, params: dict, rt: Runtime) -> dict:
     if "train_steps" in params and params.get("base_model"):
         return training_row(name, params, rt)
@@ -98,6 +115,8 @@ def row(name: str, params: dict, rt: Runtime) -> dict:
         worst = max(each, key=lambda r: (not r["fits"], order.index(r["plan"]), r["gpu_gib"] or 0))
         return {**worst, "models": list(params["models"]),
                 "advice": worst["advice"] + " (models loaded one at a time; the largest shown)"}
+    if "dvae_weights" in params:
+        return dvae_row(name, params, rt)
     refs, size = job(params)
     out = {"notebook": name, "models": refs, **size}
     if not refs:

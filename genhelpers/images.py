@@ -2,6 +2,7 @@
 notebook runs with no file at all."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -112,3 +113,13 @@ def load_image(path: str | os.PathLike | None, name: str = "image", size=None):
     by centre-cropping and resizing when given."""
     image = demo_image(256) if path is None else open_image(path, name)
     return fit(image, *size) if size else image
+
+
+def psnr(a, b) -> float:
+    """Peak signal-to-noise ratio of two lists of pictures or frames (PIL; ``b`` resized to ``a``'s size), in dB."""
+    import numpy as np
+
+    x = np.stack([np.asarray(f, dtype=np.float64) for f in a])
+    y = np.stack([np.asarray(f.resize(a[0].size), dtype=np.float64) for f in b])
+    mse = float(np.mean((x - y) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)

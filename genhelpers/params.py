@@ -201,6 +201,12 @@ def writable_dir(name, v):
                                    f"can write to, e.g. {name}={hint!r}") from None
 
 
+def dvae_weights(name, v):
+    from .dvae import check_source
+
+    check_source(v, name)
+
+
 def int_range(lo: int, hi: int, why: str):
     def rule(name, v):
         if not _is_int(v) or not lo <= v <= hi:
@@ -302,6 +308,10 @@ RULES = {
     "gradient_checkpointing": flag,
     "use_8bit_adam": flag,
     "inversion_steps": positive_int,
+    # DALL·E's dVAE
+    "dvae_weights": dvae_weights,
+    "images": image_files,
+    "noise_fraction": unit_fraction,
     # unCLIP (Karlo)
     "variations_model": model_ref,
     "second_prompt": prompt,

@@ -763,7 +763,7 @@ def _karlo_parts(seed: int = SEED + 50) -> dict:
     published block types, class embedding = the projected CLIP image embedding, learned-range variance), the
     text_proj that turns the image embedding into extra context tokens and a time-embedding offset, two
     super-resolution UNets (first steps / last step; 256 px, here 64 px), the CLIP text tower with projection."""
-    from diffusers import UNet2DConditionModel, UNet2DModel, UnCLIPScheduler
+    from diffusers import UnCLIPScheduler, UNet2DConditionModel, UNet2DModel
     from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
 
     _seeded(seed)
@@ -778,9 +778,9 @@ def _karlo_parts(seed: int = SEED + 50) -> dict:
 
     def super_res(s):
         _seeded(s)
-        return UNet2DModel(sample_size=64, layers_per_block=1, in_channels=6, out_channels=3, block_out_channels=(16, 32),
-                           down_block_types=("ResnetDownsampleBlock2D",) * 2, up_block_types=("ResnetUpsampleBlock2D",) * 2,
-                           add_attention=False, norm_num_groups=8).eval()
+        return UNet2DModel(sample_size=64, layers_per_block=1, in_channels=6, out_channels=3,
+                           block_out_channels=(16, 32), down_block_types=("ResnetDownsampleBlock2D",) * 2,
+                           up_block_types=("ResnetUpsampleBlock2D",) * 2, add_attention=False, norm_num_groups=8).eval()
 
     return dict(decoder=decoder, text_proj=text_proj, super_res_first=super_res(seed + 1),
                 super_res_last=super_res(seed + 2), text_encoder=text_encoder(projection=True, seed=seed + 3),
@@ -907,7 +907,8 @@ def _write_twin(key: str, folder: Path) -> None:
     if index.exists():  # without torchvision transformers names the PIL processor class; published files don't
         text = index.read_text().replace("CLIPImageProcessorPil", "CLIPImageProcessor")
         # Karlo's published model_index.json names text_proj by the module of its day (see loader.FROZEN_...)
-        index.write_text(text.replace('"diffusers",\n    "UnCLIPTextProjModel"', '"unclip",\n    "UnCLIPTextProjModel"'))
+        old, new = '"diffusers",\n    "UnCLIPTextProjModel"', '"unclip",\n    "UnCLIPTextProjModel"'
+        index.write_text(text.replace(old, new))
     if "fp16" in catalog.ENTRIES[key].variants:
         _write_fp16(obj, folder)
     for component in SHARDED.get(key, ()):

@@ -280,16 +280,6 @@ def sampler(scheduler_config):
     return DDIMScheduler.from_config(scheduler_config, clip_sample=False)
 
 
-def psnr(a, b) -> float:
-    """Peak signal-to-noise ratio of two lists of frames (PIL), in dB."""
-    import numpy as np
-
-    x = np.stack([np.asarray(f, dtype=np.float64) for f in a])
-    y = np.stack([np.asarray(f.resize(a[0].size), dtype=np.float64) for f in b])
-    mse = float(np.mean((x - y) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
-
-
 # ----------------------------------------------------------------------------------------------- memory
 def counts(key: str = "sd15") -> dict:
     """Parameters of the inflated published UNet (meta device, no memory): the base's parts, the fresh temporal

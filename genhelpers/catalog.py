@@ -406,6 +406,36 @@ ENTRIES = {
             activations_gib_per_mp=0.9,  # measured: 14.8 GiB for 49 × 480×720 with plan gpu
         ),
         Entry(
+            key="florence-2-base",
+            repo="florence-community/Florence-2-base",
+            cls="Florence2ForConditionalGeneration",
+            title="Florence-2 base: one vision-language model for captions (short to detailed), OCR, detection",
+            licence="MIT",
+            licence_url="https://huggingface.co/microsoft/Florence-2-base",
+            paper="https://arxiv.org/abs/2311.06242",
+            # counted from the recorded config (transformers' conversion of microsoft/Florence-2-base: DaViT
+            # 128-1024 wide + BART-base, vocabulary 51,289 + <image>, padded to 51,328); model card: 0.23 B
+            params={"model": 231_443_968},
+            params_exact=False,
+            defaults={"height": 768, "width": 768},
+            activations_gib_per_mp=0.0,
+            notes="transformers' native Florence-2 (no remote code); microsoft/Florence-2-* need trust_remote_code, "
+                  "which genhelpers never uses.",
+        ),
+        Entry(
+            key="florence-2-large",
+            repo="florence-community/Florence-2-large",
+            cls="Florence2ForConditionalGeneration",
+            title="Florence-2 large: the same model, DaViT 256-2048 wide + BART-large",
+            licence="MIT",
+            licence_url="https://huggingface.co/microsoft/Florence-2-large",
+            paper="https://arxiv.org/abs/2311.06242",
+            params={"model": 770_213_888},  # counted; model card: 0.77 B
+            params_exact=False,
+            defaults={"height": 768, "width": 768},
+            activations_gib_per_mp=0.0,
+        ),
+        Entry(
             key="karlo-v1-alpha",
             repo="kakaobrain/karlo-v1-alpha",
             cls="UnCLIPPipeline",

@@ -48,3 +48,15 @@ def zero_shot(model, processor, images, labels, template: str = "a photo of {}")
     txt = embed_texts(model, processor, [template.format(label) for label in labels])
     with torch.no_grad():
         return torch.softmax(model.logit_scale.exp().float() * img @ txt.T, dim=-1).cpu().numpy()
+
+
+def token_budget(tokenizer, text: str, max_length: int = 77) -> dict:
+    """How ``text`` fits a CLIP text encoder's window of ``max_length`` tokens (start and end markers included):
+    the token count, the words that get in, and the words cut off (Stable Diffusion 1.x/2.x and CLIP never read
+    them)."""
+    ids = tokenizer(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"]
+    if len(ids) <= max_length:
+        return {"tokens": len(ids), "kept": text, "cut": ""}
+    kept = tokenizer.decode(ids[1:max_length - 1], skip_special_tokens=True).strip()
+    cut = tokenizer.decode(ids[max_length - 1:-1], skip_special_tokens=True).strip()
+    return {"tokens": len(ids), "kept": kept, "cut": cut}

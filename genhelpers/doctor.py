@@ -12,7 +12,7 @@ from .memory import GIB, choose, host_fits
 from .runtime import Runtime
 
 MODEL_PARAMS = ("model", "refiner", "base_model", "adapter", "sparsectrl_model", "controlnet_model", "text_model",
-                "image_model", "clip_model", "variations_model")
+                "image_model", "clip_model", "variations_model", "caption_model", "sd_model")
 ADVICE = {
     "gpu": "fits at full speed",
     "split": "fits, using both GPUs",

@@ -312,6 +312,13 @@ RULES = {
     "dvae_weights": dvae_weights,
     "images": image_files,
     "noise_fraction": unit_fraction,
+    # recaptioning
+    "caption_model": model_ref,
+    "sd_model": model_ref,
+    "short_task": choice("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"),
+    "detailed_task": choice("<CAPTION>", "<DETAILED_CAPTION>", "<MORE_DETAILED_CAPTION>"),
+    "max_new_tokens": int_range(8, 1024, "the longest caption the captioner may write, in tokens"),
+    "num_beams": int_range(1, 8, "beam search width: 3 is Florence-2's published setting, 1 is greedy"),
     # unCLIP (Karlo)
     "variations_model": model_ref,
     "second_prompt": prompt,

@@ -427,14 +427,17 @@ def svd_xt():
 
 
 class _ModelFolder:
-    """A transformers model published together with its tokenizer and image processor in one folder."""
+    """A transformers model published together with its tokenizer and image processor in one folder (CLIP's
+    byte-level BPE tokenizer is written in its published form; a full processor saves its own tokenizer)."""
 
-    def __init__(self, model, processor):
-        self.model, self.processor = model, processor
+    def __init__(self, model, processor, clip_tokenizer: bool = True):
+        self.model, self.processor, self.clip_tokenizer = model, processor, clip_tokenizer
 
     def save_pretrained(self, folder, **kwargs):
         self.model.save_pretrained(folder, **kwargs)
         self.processor.save_pretrained(folder)
+        if not self.clip_tokenizer:
+            return
         write_clip_tokenizer(folder)
         from transformers import CLIPTokenizer  # written back once: tokenizer.json too, as the published repo has
 
@@ -754,6 +757,70 @@ def cogvideox_2b():
                              transformer=transformer, scheduler=scheduler)
 
 
+# ----------------------------------------------------------------------------------------------- Florence-2
+def bart_tokenizer(extra_special_tokens: dict | None = None):
+    """BART's byte-level BPE (GPT-2 style: a leading space is part of the word) learned offline on the twins'
+    corpus with `tokenizers`, BART's specials at ids 0-3 (<s>, <pad>, </s>, <unk>) and <mask>."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import BartTokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([_CORPUS] * 3, vocab_size=600, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        bpe.save_model(tmp)
+        return BartTokenizer(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"),
+                             extra_special_tokens=extra_special_tokens or {})
+
+
+FLORENCE_PARSERS = ("pure_text", "description_with_bboxes", "description_with_polygons", "polygons", "bboxes",
+                    "description_with_bboxes_or_polygons")
+
+
+def _florence_2(seed: int):
+    """Florence-2 as transformers 5 has it natively (florence-community/…): a DaViT vision tower (four stages of
+    window + channel attention; 768 px → 24×24 + 1 tokens, here 64 px → 2×2 + 1), projected into a BART
+    encoder–decoder that reads the image tokens and a task prompt ("<CAPTION>" → "What does the image
+    describe?") and writes the answer. Random weights are scaled up so the image reaches the words (a fresh tiny
+    BART says the same thing for any picture), and the twin's generation settings keep its words words: no
+    byte pieces or special tokens, no repeats (the published generation_config has no such settings)."""
+    import torch
+    from transformers import (BartConfig, CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration,
+                              Florence2Processor, Florence2VisionConfig)
+
+    tok = bart_tokenizer({"image_token": "<image>"})
+    images = CLIPImageProcessor(size={"height": 64, "width": 64}, crop_size={"height": 64, "width": 64},
+                                do_center_crop=False, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    images.image_seq_length = 5  # (64 / 32)² + 1
+    processor = Florence2Processor(image_processor=images, tokenizer=tok,
+                                   post_processor_config={k: {} for k in FLORENCE_PARSERS})
+    _seeded(seed)
+    config = Florence2Config(
+        text_config=BartConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                               decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=len(tok),
+                               max_position_embeddings=1024),
+        vision_config=Florence2VisionConfig(embed_dim=[8, 16, 32, 32], num_heads=[1, 1, 2, 2], num_groups=[1, 1, 2, 2],
+                                            depths=[1, 1, 1, 1], window_size=2, projection_dim=32),
+        image_token_id=tok.image_token_id)
+    model = Florence2ForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(8.0)
+    gen = model.generation_config
+    gen.suppress_tokens = [i for i in range(261) if i != tok.eos_token_id] + [tok.image_token_id]  # specials, bytes
+    gen.min_new_tokens, gen.no_repeat_ngram_size = 6, 1
+    return _ModelFolder(model, processor, clip_tokenizer=False)
+
+
+def florence_2_base():
+    return _florence_2(SEED + 60)
+
+
+def florence_2_large():
+    return _florence_2(SEED + 61)
+
+
 # ----------------------------------------------------------------------------------------------- unCLIP (Karlo)
 KARLO_EMBED = 32  # CLIP's embedding width (ViT-L/14: 768): the prior's output, the text and image projections
 
@@ -853,6 +920,8 @@ BUILDERS = {
     "cogvideox-2b": cogvideox_2b,
     "karlo-v1-alpha": karlo_v1_alpha,
     "karlo-v1-alpha-image-variations": karlo_v1_alpha_image_variations,
+    "florence-2-base": florence_2_base,
+    "florence-2-large": florence_2_large,
 }
 
 

@@ -853,3 +853,42 @@ def test_dalle_tokens_refuses_pickles_without_the_opt_in(tmp_path, monkeypatch):
     params = {**PROFILES["dalle_tokens"]["smoke"], "allow_pickle": False}
     result = run_notebook(NOTEBOOKS / "dalle_tokens.ipynb", params, tmp_path / "out")
     assert_stopped(result, tmp_path / "out", "ParameterError", "set allow_pickle=True", "dvae.load(")
+
+
+# ------------------------------------------------------------------------------------------- recaptioning
+@pytest.fixture(scope="module")
+def recaption_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("recaptioning")
+    result = run_notebook(NOTEBOOKS / "recaptioning.ipynb", PROFILES["recaptioning"]["smoke"], out)
+    return out, result
+
+
+def test_recaptioning_captions_scores_and_regenerations(recaption_run):
+    out, result = recaption_run
+    assert result["status"] == "passed", result.get("error")
+    side = json.loads((out / "recaptioning" / "regenerated_000.json").read_text())
+    gen = side["generation"]
+    assert len(gen["captions"]) == 3 and all(c["short"] and c["detailed"] for c in gen["captions"])
+    assert len(gen["scores"]) == 6 and all(0 <= r["clip_score"] <= 100 and r["tokens"] > 2 for r in gen["scores"])
+    assert {k: len(v) for k, v in gen["image_similarity"].items()} == {"short": 3, "detailed": 3}
+    assert {"caption_s", "regenerate_s"} <= set(side["timings"])
+    assert Image.open(out / "recaptioning" / "regenerated_000.png").size[0] > 3 * 64
+
+
+def test_recaptioning_summary_cell(recaption_run):
+    out, _ = recaption_run
+    assert_summary_recorded(out / "recaptioning.ipynb")
+
+
+@pytest.mark.parametrize("override, evalue", [
+    ({"short_task": "<OD>"}, "short_task='<OD>' must be one of"),
+    ({"max_new_tokens": 2}, "max_new_tokens=2 must be a whole number from 8 to 1024"),
+    ({"num_beams": 0}, "num_beams=0"),
+    ({"sd_model": "tiny:sd16"}, "no tiny twin by that name"),
+    ({"images": ["/nowhere/x.jpg"]}, "images[0]"),
+    ({"height": 70}, "height=70 must be a multiple of 8"),
+])
+def test_recaptioning_bad_input_stops_before_loading(tmp_path, override, evalue):
+    params = {**PROFILES["recaptioning"]["smoke"], **override}
+    result = run_notebook(NOTEBOOKS / "recaptioning.ipynb", params, tmp_path)
+    assert_stopped(result, tmp_path, "ParameterError", evalue, "genhelpers.check(")

@@ -785,8 +785,14 @@ def _florence_2(seed: int):
     BART says the same thing for any picture), and the twin's generation settings keep its words words: no
     byte pieces or special tokens, no repeats (the published generation_config has no such settings)."""
     import torch
-    from transformers import (BartConfig, CLIPImageProcessor, Florence2Config, Florence2ForConditionalGeneration,
-                              Florence2Processor, Florence2VisionConfig)
+    from transformers import (
+        BartConfig,
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+        Florence2VisionConfig,
+    )
 
     tok = bart_tokenizer({"image_token": "<image>"})
     images = CLIPImageProcessor(size={"height": 64, "width": 64}, crop_size={"height": 64, "width": 64},

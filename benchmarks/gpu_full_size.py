@@ -220,6 +220,17 @@ def text_to_video(key, denoiser):
 
 
 # job: (builder, catalog refs for the planner, size (px or (h, w)), steps, frames)
+def karlo(rt, plan):
+    parts = ("prior", "decoder", "text_proj", "super_res_first", "super_res_last", "text_encoder")
+    pipe = genhelpers.load("tiny:karlo-v1-alpha", rt, memory=plan, quiet=True, dtype=DTYPE, allow_pickle=True,
+                           **{c: full("karlo-v1-alpha", c) for c in parts})
+
+    def call(size, steps):  # the notebook's defaults: 25 prior, 25 decoder, 7 super-resolution steps
+        return pipe("a big red frog on a green leaf", prior_num_inference_steps=steps,
+                    decoder_num_inference_steps=steps, super_res_num_inference_steps=7).images
+    return pipe, call
+
+
 JOBS = {
     "sdxl-base": (sdxl_base, ["sdxl-base"], 1024, 30, 1),
     "sdxl-refiner": (sdxl_refiner, ["sdxl-refiner"], 1024, 30, 1),
@@ -235,6 +246,7 @@ JOBS = {
     "if-stage-iii": (if_stage_iii, ["sd-x4-upscaler"], 1024, 75, 1),
     "modelscope-t2v": (text_to_video("modelscope-t2v", "unet"), ["modelscope-t2v"], 256, 25, 16),
     "cogvideox-2b": (text_to_video("cogvideox-2b", "transformer"), ["cogvideox-2b"], (480, 720), 10, 49),
+    "karlo": (karlo, ["karlo-v1-alpha"], 256, 25, 1),
 }
 
 
@@ -382,7 +394,66 @@ def tune_a_video() -> dict:
     return row
 
 
-EXTRA = {"sdxl-both-t4": sdxl_both_t4, "tune-a-video": tune_a_video}
+def _measured(fn, rt):
+    """(result, {weights/peak/seconds}) of ``fn()`` after the weights are on the GPU."""
+    if not rt.gpus:
+        out, seconds = synced(fn)
+        return out, {"cpu_seconds": round(seconds, 2)}
+    torch.cuda.synchronize()
+    weights = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    out, seconds = synced(fn)
+    peak = torch.cuda.max_memory_allocated()
+    return out, {"weights_gib": gib(weights), "peak_gib": gib(peak), "activations_gib": gib(peak - weights),
+                 "reserved_gib": gib(torch.cuda.max_memory_reserved()), "seconds": round(seconds, 2)}
+
+
+def dvae_job() -> dict:
+    """DALL·E's dVAE at its published size (random weights; the package's classes compute in float16 on a GPU,
+    weights in float32): encode + decode the notebook's four pictures of 256²."""
+    from genhelpers import dvae
+
+    rt = detect()
+    device = "cuda" if rt.gpus else "cpu"
+    settings = dvae.TWIN_SIZE if DRY else dvae.FULL_SIZE
+    encoder, decoder = (dvae.build(p, settings[p], device=device).eval() for p in dvae.PARTS)
+    side, n = (64, 4) if DRY else (256, 4)
+    x = torch.rand(n, 3, side, side, device=device) * 0.8 + 0.1
+    _, row = _measured(lambda: dvae.decode(decoder, dvae.encode(encoder, x)), rt)
+    if rt.gpus:
+        row["measured_rate_gib_per_mp"] = round(row["activations_gib"] / (n * side * side / 1e6), 3)
+    return {"job": "dalle-dvae", "pictures": n, "side": side, **row}
+
+
+def florence_job() -> dict:
+    """Florence-2-base at its published size (random weights, float16): a detailed caption of one 768² picture
+    with the notebook's settings (3 beams), forced to its full length of 256 new tokens (the worst case)."""
+    from transformers import CLIPImageProcessor, Florence2Processor
+    from PIL import Image
+
+    rt = detect()
+    twin = genhelpers.locate("tiny:florence-2-base")
+    model = genhelpers.load("tiny:florence-2-base", rt, memory=None, quiet=True, dtype=DTYPE) if DRY else \
+        full("florence-2-base", "model")
+    processor = Florence2Processor.from_pretrained(twin)
+    if not DRY:  # the published processor's geometry: 768 px, 24 × 24 + 1 image tokens
+        images = CLIPImageProcessor(size={"height": 768, "width": 768}, do_center_crop=False)
+        images.image_seq_length = 577
+        processor = Florence2Processor(image_processor=images, tokenizer=processor.tokenizer,
+                                       post_processor_config=processor.post_processor_config)
+    device = "cuda" if rt.gpus else "cpu"
+    model.to(device)
+    model.config.image_token_id = processor.tokenizer.image_token_id  # the twin's tokenizer marks image slots
+    new = 16 if DRY else 256
+    inputs = processor(text="<MORE_DETAILED_CAPTION>", images=Image.new("RGB", (1024, 768), (120, 80, 40)),
+                       return_tensors="pt").to(device, model.dtype)
+    _, row = _measured(lambda: model.generate(**inputs, max_new_tokens=new, min_new_tokens=new, num_beams=3,
+                                              do_sample=False), rt)
+    return {"job": "florence-2-base-caption", "new_tokens": new, "beams": 3, **row}
+
+
+EXTRA = {"sdxl-both-t4": sdxl_both_t4, "tune-a-video": tune_a_video, "dalle-dvae": dvae_job,
+         "florence-2-base-caption": florence_job}
 
 
 def main() -> None:

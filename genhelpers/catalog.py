@@ -450,6 +450,7 @@ ENTRIES = {
             params_exact=False,
             defaults={"prior_steps": 25, "decoder_steps": 25, "super_res_steps": 7, "prior_guidance": 4.0,
                       "decoder_guidance": 8.0, "height": 256, "width": 256},
+            activations_gib_per_mp=10.8,  # measured: 0.71 GiB over the weights at 256² (a 64-px decoder + 2 SR UNets)
             pickle_only=True,
             notes="Converted to diffusers in Dec 2022 with pickle (.bin) weights (listing of low confidence): loading "
                   "it is an explicit opt-in. UnCLIPPipeline is frozen in diffusers (loader.frozen_pipeline_modules).",
@@ -469,6 +470,7 @@ ENTRIES = {
             params_exact=False,
             defaults={"decoder_steps": 25, "super_res_steps": 7, "decoder_guidance": 8.0, "height": 256, "width": 256},
             shares=("decoder", "text_proj", "super_res_first", "super_res_last", "text_encoder"),
+            activations_gib_per_mp=10.8,  # Karlo's decoder and super-resolution run as in karlo-v1-alpha
             pickle_only=True,
             notes="Same components as karlo-v1-alpha (without the prior) plus an image encoder: a notebook that has "
                   "Karlo loaded passes them in and loads only the image encoder.",

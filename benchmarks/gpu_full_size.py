@@ -428,8 +428,8 @@ def dvae_job() -> dict:
 def florence_job() -> dict:
     """Florence-2-base at its published size (random weights, float16): a detailed caption of one 768² picture
     with the notebook's settings (3 beams), forced to its full length of 256 new tokens (the worst case)."""
-    from transformers import CLIPImageProcessor, Florence2Processor
     from PIL import Image
+    from transformers import CLIPImageProcessor, Florence2Processor
 
     rt = detect()
     twin = genhelpers.locate("tiny:florence-2-base")

@@ -57,10 +57,16 @@ ACTIVATIONS_GIB_PER_MP = 3.0
 
 
 def ensure_package() -> None:
-    """Import ``dall_e``, installing ``DALL-E==0.1`` without its dependencies first if it is missing."""
+    """Import ``dall_e``, installing ``DALL-E==0.1`` without its dependencies first if it is missing: from an
+    attached genhelpers dataset's wheelhouse when there is one (internet off works), else from the index."""
     if importlib.util.find_spec("dall_e") is None:
-        print(f"installing {PACKAGE} without its dependencies (its metadata would pull torchvision, mypy, pytest)")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", PACKAGE], check=True)
+        from .stack import find_wheelhouse
+
+        house = find_wheelhouse()
+        where = ["--no-index", "--find-links", str(house)] if house and any(house.glob("DALL_E-*.whl")) else []
+        print(f"installing {PACKAGE} without its dependencies (its metadata would pull torchvision, mypy, pytest)"
+              + (" from the attached wheelhouse" if where else ""))
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *where, PACKAGE], check=True)
         importlib.invalidate_caches()
     if importlib.util.find_spec("attr") is None:  # the package's classes are attrs classes
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "attrs"], check=True)

@@ -207,6 +207,21 @@ def dvae_weights(name, v):
     check_source(v, name)
 
 
+def pairs_dir(name, v):
+    """None (drawn pairs) or a folder of pictures with same-name .txt captions."""
+    if v is None:
+        return
+    from pathlib import Path
+
+    from .filtering import caption_files
+
+    if not isinstance(v, str) or not Path(v).expanduser().is_dir():
+        raise ParameterError(name, f"{name}={v!r} must be None or a folder of pictures with same-name .txt captions")
+    if not caption_files(v):
+        raise ParameterError(name, f"{name}={v!r} holds no picture with a caption: put cat.jpg beside cat.txt "
+                                   f"(the caption's text), one pair per picture")
+
+
 def int_range(lo: int, hi: int, why: str):
     def rule(name, v):
         if not _is_int(v) or not lo <= v <= hi:
@@ -312,6 +327,11 @@ RULES = {
     "dvae_weights": dvae_weights,
     "images": image_files,
     "noise_fraction": unit_fraction,
+    # CLIP filtering
+    "wrong_share": unit_fraction,
+    "max_loss": unit_fraction,
+    "pairs_dir": pairs_dir,
+    "threshold": unit_fraction,
     # recaptioning
     "caption_model": model_ref,
     "sd_model": model_ref,

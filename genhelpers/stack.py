@@ -248,6 +248,11 @@ def closure(specs: list[str], image: dict[str, str], target: dict | None = KAGGL
     raise RuntimeError(f"the dependency walk of {specs} did not settle")
 
 
+# packages a notebook installs itself, without their dependencies (genhelpers.dvae: DALL·E's package declares
+# torchvision, mypy and pytest, none of which its dVAE classes use); the wheelhouse carries them for offline runs
+NO_DEPS = {"DALL-E": "0.1"}
+
+
 def build_wheelhouse(folder: Path, image: dict[str, str] | None = None, target: dict | None = KAGGLE_TARGET,
                      run=subprocess.run) -> dict[str, str]:
     """Download into ``folder`` the wheels of the tested set, the media packages and their closure against
@@ -263,8 +268,14 @@ def build_wheelhouse(folder: Path, image: dict[str, str] | None = None, target: 
     result = run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"pip download failed: {_last_line(result)}")
+    alone = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", *_target_args(target), "-d", str(folder),
+             *(f"{n}=={v}" for n, v in NO_DEPS.items())]
+    result = run(alone, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"pip download failed: {_last_line(result)}")
     (folder / "tested-versions.txt").write_text(TESTED_FILE.read_text())
     (folder / "wheelhouse.json").write_text(json.dumps(
-        {"target": target or "this interpreter", "requested": specs, "packages": packages,
-         "note": "every other requirement is satisfied by the image's own packages"}, indent=1) + "\n")
+        {"target": target or "this interpreter", "requested": specs, "packages": packages, "no_deps": NO_DEPS,
+         "note": "every other requirement is satisfied by the image's own packages; no_deps: installed without "
+                 "their declared dependencies by the notebook that uses them"}, indent=1) + "\n")
     return packages

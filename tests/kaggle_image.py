@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 SUBSET = ["diffusers", "transformers", "huggingface-hub", "accelerate", "safetensors", "tokenizers", "hf-xet",
           "httpx", "numpy", "pillow", "pyyaml", "tqdm", "psutil", "imageio", "imageio-ffmpeg", "packaging",
           "requests", "filelock", "fsspec", "regex", "ipykernel", "ipython", "nbformat", "ipywidgets",
-          "jupyter-client", "typing-extensions", "sentencepiece", "protobuf"]
+          "jupyter-client", "typing-extensions", "sentencepiece", "protobuf", "matplotlib", "attrs"]
 
 
 def cache_root() -> Path:
@@ -114,7 +114,7 @@ def wheelhouse() -> Path:
     """The wheelhouse ``genhelpers kaggle build`` makes, but for this machine's Python (3.11) instead of
     Kaggle's 3.12: the tested set + media packages + their closure against the image's package set."""
     folder = cache_root() / key() / "wheelhouse"
-    if (folder / "wheelhouse.json").is_file():
+    if (folder / "wheelhouse.json").is_file() and "no_deps" in json.loads((folder / "wheelhouse.json").read_text()):
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     stack.build_wheelhouse(folder, target=None)

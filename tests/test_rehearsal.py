@@ -93,6 +93,18 @@ def test_offline_new_layout_only_the_wheelhouse_then_svd(tmp_path, monkeypatch):
     assert "trimesh" in shipped and "numpy" not in shipped  # the image's numpy satisfies everything
 
 
+def test_offline_dalle_tokens_installs_the_dvae_package_alone_from_the_wheelhouse(tmp_path, monkeypatch):
+    """Internet off: DALL·E's package comes from the attached wheelhouse without its declared dependencies
+    (torchvision, mypy, pytest), and the dVAE notebook runs in the image environment."""
+    ds = tmp_path / "input" / "datasets" / "alice" / "genhelpers-wheel"
+    kaggle_image.genhelpers_wheel(ds)
+    shutil.copytree(kaggle_image.wheelhouse(), ds / "wheelhouse")
+    env, result, _ = run_in_image(tmp_path, monkeypatch, "dalle_tokens", tmp_path / "input", kaggle_image.offline_pip())
+    assert result["status"] == "passed", result.get("error")
+    got = kaggle_image.versions(env / "bin" / "python", ["dall-e", "mypy", "pytest"])
+    assert got == {"dall-e": "0.1", "mypy": None, "pytest": None}
+
+
 def test_colab_route_installs_from_genhelpers_source(tmp_path, monkeypatch):
     """Colab: no /kaggle/input; the install cell takes GENHELPERS_SOURCE (here the wheel's path; the
     repository's git URL works the same way) and then brings the stack up to the tested set."""

@@ -35,6 +35,15 @@ def main():
                        "train_steps": side["parameters"]["train_steps"], "train_s": side["timings"]["train_s"],
                        "zero_shot_accuracy": side["generation"]["zero_shot_accuracy"],
                        "note": "part (a) used the CLIP twin: no hub here"}
+        r = run_notebook(NOTEBOOKS / "clip_filtering.ipynb", {"clip_model": "tiny:clip-vit-large-patch14",
+                                                              "widgets": False}, tmp)
+        folder = Path(tmp) / "clip_filtering"
+        hist = json.loads((folder / "score_histogram_000.json").read_text())
+        out["clip_filtering"] = {
+            "status": r["status"], "notebook_s": r["duration_s"], "train_steps": hist["parameters"]["train_steps"],
+            "train_s": hist["timings"]["train_s"], "zero_shot_accuracy": hist["generation"]["zero_shot_accuracy"],
+            **json.loads((folder / "threshold_curve_000.json").read_text())["generation"],
+            **json.loads((folder / "lowest_aesthetic_000.json").read_text())["generation"]}
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["classroom"] = out
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -7,7 +7,8 @@ deduplication and an aesthetic score — measured against labels we know because
   and dropped pixels: "low quality");
 * ``removal_curve`` / ``choose_threshold``: what a similarity threshold removes — the share of wrong pairs caught
   (recall) against the share of right pairs lost — and the threshold that loses at most a given share;
-* ``near_duplicates``: pairs of pictures whose embeddings nearly coincide;
+* ``exact_duplicates`` / ``near_duplicates``: byte-identical pictures (hashing), and pairs whose embeddings nearly
+  coincide (which only finds copies when the embedding tells individual pictures apart, not just their class);
 * ``fit_aesthetic`` / ``auc``: LAION-Aesthetics' recipe (a linear model on CLIP image embeddings trained on
   quality ratings), here trained on clean vs degraded *training* digits, and judged by the area under the ROC
   curve on the pool's known degradations.
@@ -108,7 +109,20 @@ def choose_threshold(curve: dict, max_loss: float = 0.05) -> dict:
             "loss_right": float(curve["loss_right"][i]), "precision": float(curve["precision"][i])}
 
 
-def near_duplicates(embeds: np.ndarray, threshold: float = 0.97) -> list[tuple[int, int]]:
+def exact_duplicates(x: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of byte-identical pictures (a hash of the pixels, as URL/content hashing does)."""
+    first: dict = {}
+    pairs = []
+    for i, picture in enumerate(np.asarray(x)):
+        key = np.ascontiguousarray(picture).tobytes()
+        if key in first:
+            pairs.append((first[key], i))
+        else:
+            first[key] = i
+    return pairs
+
+
+def near_duplicates(embeds: np.ndarray, threshold: float = 0.99) -> list[tuple[int, int]]:
     """Pairs (i, j), i < j, whose normalised embeddings have a cosine of at least ``threshold``."""
     sims = embeds @ embeds.T
     i, j = np.nonzero(np.triu(sims >= threshold, k=1))

@@ -126,7 +126,7 @@ def near_duplicates(embeds: np.ndarray, threshold: float = 0.99) -> list[tuple[i
     """Pairs (i, j), i < j, whose normalised embeddings have a cosine of at least ``threshold``."""
     sims = embeds @ embeds.T
     i, j = np.nonzero(np.triu(sims >= threshold, k=1))
-    return list(zip(i.tolist(), j.tolist()))
+    return list(zip(i.tolist(), j.tolist(), strict=True))
 
 
 def fit_aesthetic(embeds: np.ndarray, quality: np.ndarray, ridge: float = 1e-2) -> np.ndarray:

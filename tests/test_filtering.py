@@ -58,7 +58,8 @@ def test_the_pool_holds_known_wrong_captions_copies_and_degradations():
     assert (said[kinds == "shuffled"] != true[kinds == "shuffled"]).all()
     assert (np.abs(said[kinds == "off_by_one"] - true[kinds == "off_by_one"]) % 8 == 1).all()  # ±1, 9↔0 wraps
     captions = np.array(pool["captions"])[:n]
-    assert all(digits.WORDS[d] in c.split() or str(d) in c.split() for d, c in zip(said, captions, strict=True) if d >= 0)
+    named = [(d, c.split()) for d, c in zip(said, captions, strict=True) if d >= 0]
+    assert all(digits.WORDS[d] in words or str(d) in words for d, words in named)
     assert all(not any(w in c.split() for w in digits.WORDS) for c in captions[kinds == "nonsense"])
     copies = np.flatnonzero(pool["duplicate_of"] >= 0)
     assert len(copies) == round(0.05 * n)

@@ -44,6 +44,14 @@ def main():
             "train_s": hist["timings"]["train_s"], "zero_shot_accuracy": hist["generation"]["zero_shot_accuracy"],
             **json.loads((folder / "threshold_curve_000.json").read_text())["generation"],
             **json.loads((folder / "lowest_aesthetic_000.json").read_text())["generation"]}
+        r = run_notebook(NOTEBOOKS / "video_clip.ipynb", {"xclip_model": "tiny:xclip-base-patch32",
+                                                          "clip_model": "tiny:clip-vit-large-patch14",
+                                                          "allow_pickle": True, "widgets": False}, tmp)
+        side = json.loads((Path(tmp) / "video_clip" / "alpha_curve_000.json").read_text())
+        out["video_clip"] = {"status": r["status"], "notebook_s": r["duration_s"],
+                             "clip_steps": side["parameters"]["clip_steps"],
+                             "video_steps": side["parameters"]["video_steps"], **side["timings"],
+                             **side["generation"]}
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["classroom"] = out
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

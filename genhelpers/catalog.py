@@ -436,6 +436,22 @@ ENTRIES = {
             activations_gib_per_mp=0.0,
         ),
         Entry(
+            key="xclip-base-patch32",
+            repo="microsoft/xclip-base-patch32",
+            cls="XCLIPModel",
+            title="X-CLIP base/32: CLIP extended to video (cross-frame attention, video prompts), Kinetics-400",
+            licence="MIT",
+            licence_url="https://huggingface.co/microsoft/xclip-base-patch32",
+            paper="https://arxiv.org/abs/2208.02816",
+            params={"xclip": 196_585_729},  # counted: transformers' XCLIPConfig defaults are this model (8 frames)
+            params_exact=False,
+            defaults={"frames": 8, "height": 224, "width": 224},
+            activations_gib_per_mp=0.0,
+            pickle_only=True,
+            notes="Published in 2022 with pytorch_model.bin (listing inferred, low confidence): loading it is an "
+                  "explicit opt-in.",
+        ),
+        Entry(
             key="karlo-v1-alpha",
             repo="kakaobrain/karlo-v1-alpha",
             cls="UnCLIPPipeline",

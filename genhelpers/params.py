@@ -222,6 +222,16 @@ def pairs_dir(name, v):
                                    f"(the caption's text), one pair per picture")
 
 
+def zero_to_one(name, v):
+    if not _is_number(v) or not 0 <= v <= 1:
+        raise ParameterError(name, f"{name} holds {v!r}: every value must be a number from 0 to 1")
+
+
+def digit_label(name, v):
+    if not _is_int(v) or not 0 <= v <= 9:
+        raise ParameterError(name, f"{name} holds {v!r}: every value must be a digit from 0 to 9")
+
+
 def int_range(lo: int, hi: int, why: str):
     def rule(name, v):
         if not _is_int(v) or not lo <= v <= hi:
@@ -332,6 +342,14 @@ RULES = {
     "max_loss": unit_fraction,
     "pairs_dir": pairs_dir,
     "threshold": unit_fraction,
+    # video CLIP (Open-VCLIP)
+    "clip_steps": positive_int,
+    "video_steps": positive_int,
+    "alphas": list_of(zero_to_one, "interpolation weights from 0 to 1", "[0, 0.5, 1]"),
+    "seen_digits": list_of(digit_label, "digits", "[0, 1, 2, 3, 4]"),
+    "xclip_model": model_ref,
+    "video": optional_clip,
+    "labels": list_of(prompt, "class captions", "['a ball bouncing', 'a person dancing']"),
     # recaptioning
     "caption_model": model_ref,
     "sd_model": model_ref,
@@ -400,6 +418,13 @@ def _sweep_model_is_compared(p):
                                             f"reuses a loaded model, choose one of {p['models']}")
 
 
+def _some_digits_unseen(p):
+    seen = p["seen_digits"]
+    if len(set(seen)) != len(seen) or len(set(seen)) >= 10:
+        raise ParameterError("seen_digits", f"seen_digits={seen!r} must list distinct digits and leave at least one "
+                                            f"out: the digits left out are the unseen classes the α curve measures")
+
+
 def _cascade_in_order(p):
     if p["stage_3"] and not p["stage_2"]:
         raise ParameterError("stage_3", f"stage_3={p['stage_3']!r} needs stage_2: the x4 upscaler enlarges stage II's "
@@ -414,6 +439,7 @@ CROSS = [
     (("sizes", "models"), _one_size_per_model),
     (("sweep_model", "models"), _sweep_model_is_compared),
     (("stage_3", "stage_2"), _cascade_in_order),
+    (("seen_digits",), _some_digits_unseen),
 ]
 
 

@@ -757,6 +757,43 @@ def cogvideox_2b():
                              transformer=transformer, scheduler=scheduler)
 
 
+def xclip_base_patch32():
+    """microsoft/xclip-base-patch32 at toy width: a CLIP ViT whose frames exchange a message token (cross-frame
+    communication), a multi-frame integration transformer, a video-conditioned text prompt; 8 frames of 224 px;
+    VideoMAE's image processor and CLIP's tokenizer, as published."""
+    from transformers import VideoMAEImageProcessor, XCLIPConfig, XCLIPModel, XCLIPProcessor
+
+    _seeded(SEED + 65)
+    model = XCLIPModel(XCLIPConfig(
+        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 2,
+                     "pad_token_id": 1},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
+                       "image_size": 224, "patch_size": 32, "num_frames": 8, "mit_hidden_size": 32,
+                       "mit_intermediate_size": 37, "mit_num_hidden_layers": 1, "mit_num_attention_heads": 4},
+        projection_dim=32, prompt_layers=1, prompt_attention_heads=4, prompt_num_attention_heads=4,
+        prompt_hidden_act="quick_gelu")).eval()
+    images = VideoMAEImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
+                                    image_mean=[0.48145466, 0.4578275, 0.40821073],
+                                    image_std=[0.26862954, 0.26130258, 0.27577711])
+    return _LegacyProcessorFolder(model, XCLIPProcessor(image_processor=images, tokenizer=clip_tokenizer()))
+
+
+class _LegacyProcessorFolder(_ModelFolder):
+    """A folder published before transformers wrote processor_config.json: the image processor's settings sit in
+    preprocessor_config.json (transformers 5 still reads that form)."""
+
+    def save_pretrained(self, folder, **kwargs):
+        super().save_pretrained(folder, **kwargs)
+        Path(folder, "processor_config.json").unlink(missing_ok=True)
+        self.processor.image_processor.save_pretrained(folder)
+        config = Path(folder, "preprocessor_config.json")
+        data = json.loads(config.read_text())
+        data["image_processor_type"] = data.get("image_processor_type", "").removesuffix("Pil")
+        data["processor_class"] = type(self.processor).__name__
+        config.write_text(json.dumps(data, indent=2))
+
+
 # ----------------------------------------------------------------------------------------------- Florence-2
 def bart_tokenizer(extra_special_tokens: dict | None = None):
     """BART's byte-level BPE (GPT-2 style: a leading space is part of the word) learned offline on the twins'
@@ -928,6 +965,7 @@ BUILDERS = {
     "karlo-v1-alpha-image-variations": karlo_v1_alpha_image_variations,
     "florence-2-base": florence_2_base,
     "florence-2-large": florence_2_large,
+    "xclip-base-patch32": xclip_base_patch32,
 }
 
 
@@ -966,7 +1004,7 @@ def _write_twin(key: str, folder: Path) -> None:
         import torch
         from safetensors.torch import load_file
 
-        for f in folder.glob("*/model.safetensors"):
+        for f in [*folder.glob("model.safetensors"), *folder.glob("*/model.safetensors")]:
             torch.save(load_file(f), f.with_name("pytorch_model.bin"))
             f.unlink()
     for sub, pad in (("tokenizer", EOS), ("tokenizer_2", "!")):

@@ -73,7 +73,8 @@ def test_every_published_model_downloads_what_it_needs_and_loads(online, key, dt
     if entry.pickle_only:  # refused with the opt-in named, before any weight is downloaded; loaded when allowed
         with pytest.raises(ValueError, match="pickle weights only.*allow_pickle=True"):
             genhelpers.load(entry.repo, CPU, memory=None, dtype=dtype, quiet=True)
-        assert fetched(online) == ["model_index.json"]  # only the index, to know the parts
+        pipeline = "model_index.json" in online.repos[entry.repo]["files"]
+        assert fetched(online) == (["model_index.json"] if pipeline else [])  # at most the index, to know the parts
     obj = genhelpers.load(entry.repo, CPU, memory=None, dtype=dtype, quiet=True, allow_pickle=entry.pickle_only)
     assert obj.genhelpers_info["source"] == "hf-hub"
     got = fetched(online)

@@ -954,3 +954,45 @@ def test_clip_filtering_refuses_a_folder_without_captions(tmp_path):
     params = {**PROFILES["clip_filtering"]["smoke"], "pairs_dir": str(tmp_path / "pics")}
     result = run_notebook(NOTEBOOKS / "clip_filtering.ipynb", params, tmp_path / "out")
     assert_stopped(result, tmp_path / "out", "ParameterError", "holds no picture with a caption", "genhelpers.check(")
+
+
+# ------------------------------------------------------------------------------------------- video_clip
+@pytest.fixture(scope="module")
+def video_clip_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("video_clip")
+    result = run_notebook(NOTEBOOKS / "video_clip.ipynb", PROFILES["video_clip"]["smoke"], out)
+    return out, result
+
+
+def test_video_clip_alpha_curve_meets_its_smoke_floors(video_clip_run):
+    """Smoke training (300 + 200 steps) floors, below the full-length figures in benchmarks/results.json: the video
+    model learns the seen classes, and an interpolated model does at least as well on unseen classes as the
+    fine-tuned one (Open-VCLIP's point), far above the original CLIP, which is blind to motion."""
+    out, result = video_clip_run
+    assert result["status"] == "passed", result.get("error")
+    curve = json.loads((out / "video_clip" / "alpha_curve_000.json").read_text())["generation"]
+    assert curve["alpha"] == PROFILES["video_clip"]["smoke"]["alphas"] and curve["still_zero_shot"] >= 0.9
+    assert curve["seen"][-1] >= 0.6 and curve["seen"][-1] > curve["seen"][0] + 0.4
+    interior = max(u for a, u in zip(curve["alpha"], curve["unseen"], strict=True) if 0 < a < 1)
+    assert interior >= curve["unseen"][-1] and interior >= curve["unseen"][0] + 0.2, curve
+    real = json.loads((out / "video_clip" / "real_route.json").read_text())["generation"]
+    assert len(real["xclip"]) == len(real["labels"]) and abs(sum(real["xclip"]) - 1) < 1e-3
+
+
+def test_video_clip_summary_cell(video_clip_run):
+    out, _ = video_clip_run
+    assert_summary_recorded(out / "video_clip.ipynb")
+
+
+@pytest.mark.parametrize("override, ename, evalue, stops_at", [
+    ({"seen_digits": list(range(10))}, "ParameterError", "leave at least one out", "genhelpers.check("),
+    ({"seen_digits": [1, 1, 2]}, "ParameterError", "must list distinct digits", "genhelpers.check("),
+    ({"alphas": [0, 1.5]}, "ParameterError", "alphas holds 1.5", "genhelpers.check("),
+    ({"seen_digits": [3, 12]}, "ParameterError", "seen_digits holds 12", "genhelpers.check("),
+    ({"video": "/nowhere.mp4"}, "ParameterError", "video='/nowhere.mp4' is not a file", "genhelpers.check("),
+    ({"labels": []}, "ParameterError", "labels=[] must be a non-empty list", "genhelpers.check("),
+])
+def test_video_clip_bad_input_stops_before_training(tmp_path, override, ename, evalue, stops_at):
+    params = {**PROFILES["video_clip"]["smoke"], **override}
+    result = run_notebook(NOTEBOOKS / "video_clip.ipynb", params, tmp_path)
+    assert_stopped(result, tmp_path, ename, evalue, stops_at)

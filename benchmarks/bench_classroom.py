@@ -52,6 +52,13 @@ def main():
                              "clip_steps": side["parameters"]["clip_steps"],
                              "video_steps": side["parameters"]["video_steps"], **side["timings"],
                              **side["generation"]}
+        r = run_notebook(NOTEBOOKS / "motion_retrieval.ipynb", {"widgets": False}, tmp)
+        folder = Path(tmp) / "motion_retrieval"
+        loss = json.loads((folder / "loss_curve_000.json").read_text())
+        out["motion_retrieval"] = {
+            "status": r["status"], "notebook_s": r["duration_s"], "train_steps": loss["parameters"]["train_steps"],
+            "train_motions": loss["parameters"]["train_motions"], **loss["timings"],
+            **json.loads((folder / "retrieval_scores_000.json").read_text())["generation"]}
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["classroom"] = out
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -232,6 +232,19 @@ def digit_label(name, v):
         raise ParameterError(name, f"{name} holds {v!r}: every value must be a digit from 0 to 9")
 
 
+def humanml3d_dir(name, v):
+    """None (the generated motions only) or a prepared HumanML3D folder."""
+    if v is None:
+        return
+    from pathlib import Path
+
+    folder = Path(str(v)).expanduser()
+    missing = [p for p in ("new_joints", "texts", "test.txt") if not (folder / p).exists()]
+    if missing:
+        raise ParameterError(name, f"{name}={v!r} is not a prepared HumanML3D folder (missing {', '.join(missing)}): "
+                                   f"build it with HumanML3D's own scripts from AMASS (licence-gated), or None")
+
+
 def int_range(lo: int, hi: int, why: str):
     def rule(name, v):
         if not _is_int(v) or not lo <= v <= hi:
@@ -350,6 +363,12 @@ RULES = {
     "xclip_model": model_ref,
     "video": optional_clip,
     "labels": list_of(prompt, "class captions", "['a ball bouncing', 'a person dancing']"),
+    # text-to-motion retrieval (TMR)
+    "train_motions": int_range(64, 100_000, "generated motions to train on"),
+    "test_motions": int_range(32, 10_000, "generated motions in the retrieval gallery (≥ 32: one small batch)"),
+    "queries": list_of(prompt, "sentences", "['a person waves the left hand twice']"),
+    "top_k": int_range(1, 10, "retrieved motions shown per query"),
+    "humanml3d_dir": humanml3d_dir,
     # recaptioning
     "caption_model": model_ref,
     "sd_model": model_ref,

@@ -996,3 +996,65 @@ def test_video_clip_bad_input_stops_before_training(tmp_path, override, ename, e
     params = {**PROFILES["video_clip"]["smoke"], **override}
     result = run_notebook(NOTEBOOKS / "video_clip.ipynb", params, tmp_path)
     assert_stopped(result, tmp_path, ename, evalue, stops_at)
+
+
+# ------------------------------------------------------------------------------------------- motion_retrieval
+@pytest.fixture(scope="module")
+def motion_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("motion_retrieval")
+    result = run_notebook(NOTEBOOKS / "motion_retrieval.ipynb", PROFILES["motion_retrieval"]["smoke"], out)
+    return out, result
+
+
+def test_motion_retrieval_meets_its_smoke_floors(motion_run):
+    """Smoke training (300 steps, 600 motions) floors, below the full-length figures in benchmarks/results.json;
+    the generator's labels judge. Chance: 5% for the asked kind (20 classes), R@5 of a batch of 32 ~16%."""
+    out, result = motion_run
+    assert result["status"] == "passed", result.get("error")
+    folder = out / "motion_retrieval"
+    scores = json.loads((folder / "retrieval_scores_000.json").read_text())["generation"]["scores"]
+    assert scores["seen wordings"]["top_is_asked_class"] >= 0.8
+    assert scores["held-out wordings"]["top_is_asked_class"] >= 0.75  # sentences never seen in training
+    assert all(s["small_batches_R@5"] >= 0.9 and s["median_rank"] <= 10 for s in scores.values()), scores
+    smoke = PROFILES["motion_retrieval"]["smoke"]
+    for i, query in enumerate(parameter_names(nbformat.read(NOTEBOOKS / "motion_retrieval.ipynb", 4))["queries"]):
+        side = json.loads((folder / f"query{i}.json").read_text())["generation"]
+        assert side["query"] == query and len(side["top"]) == 3
+        assert Image.open(folder / f"query{i}.gif").n_frames == 32
+    assert Image.open(folder / "actions.gif").size == (160 * 7, 160)
+    assert smoke["train_steps"] == json.loads((folder / "loss_curve_000.json").read_text())["parameters"]["train_steps"]
+
+
+def test_motion_retrieval_summary_cell(motion_run):
+    out, _ = motion_run
+    assert_summary_recorded(out / "motion_retrieval.ipynb")
+
+
+def test_motion_retrieval_evaluates_a_humanml3d_folder(tmp_path):
+    hml = tmp_path / "HumanML3D"
+    (hml / "new_joints").mkdir(parents=True)
+    (hml / "texts").mkdir()
+    rng = __import__("numpy").random.default_rng(0)
+    ids = [f"{i:06d}" for i in range(40)]
+    for i in ids:
+        __import__("numpy").save(hml / "new_joints" / f"{i}.npy", rng.normal(size=(60, 22, 3)).astype("float32"))
+        (hml / "texts" / f"{i}.txt").write_text("a person walks forward#x#0.0#0.0\n")
+    (hml / "test.txt").write_text("\n".join(ids) + "\n")
+    params = {**PROFILES["motion_retrieval"]["smoke"], "train_steps": 30, "humanml3d_dir": str(hml)}
+    result = run_notebook(NOTEBOOKS / "motion_retrieval.ipynb", params, tmp_path / "out")
+    assert result["status"] == "passed", result.get("error")
+    nb = nbformat.read(tmp_path / "out" / "motion_retrieval.ipynb", as_version=4)
+    assert any("HumanML3D test (40 motions)" in o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("override, evalue", [
+    ({"test_motions": 8}, "test_motions=8 must be a whole number from 32"),
+    ({"top_k": 0}, "top_k=0"),
+    ({"queries": ["   "]}, "is empty"),
+    ({"humanml3d_dir": "/nowhere"}, "is not a prepared HumanML3D folder"),
+    ({"train_motions": 10}, "train_motions=10"),
+])
+def test_motion_retrieval_bad_input_stops_before_training(tmp_path, override, evalue):
+    params = {**PROFILES["motion_retrieval"]["smoke"], **override}
+    result = run_notebook(NOTEBOOKS / "motion_retrieval.ipynb", params, tmp_path)
+    assert_stopped(result, tmp_path, "ParameterError", evalue, "genhelpers.check(")

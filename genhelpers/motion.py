@@ -253,8 +253,9 @@ def train(motion_model, tokenizer, text_model, motions, texts, classes, steps: i
     """InfoNCE between motions and captions; pairs of the same class are not negatives of each other (TMR's
     negative filtering, here exact)."""
     import torch
-    import torch.nn.functional as F
     from tqdm.auto import tqdm
+
+    from .smallclip import contrastive_loss, learning_rate_at
 
     x = features(motions)
     classes = torch.as_tensor(classes)
@@ -265,14 +266,10 @@ def train(motion_model, tokenizer, text_model, motions, texts, classes, steps: i
     losses = []
     for step in tqdm(range(steps), desc="training", disable=not progress):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate * min(1, (step + 1) / 30) * 0.5 * (1 + math.cos(math.pi * step / steps))
+            group["lr"] = learning_rate_at(step, steps, learning_rate, warmup=30)
         idx = torch.randint(0, len(x), (batch_size,), generator=g)
-        m = motion_model(x[idx])
         t = embed_texts(tokenizer, text_model, [texts[i] for i in idx])
-        logits = temperature.exp().clamp(max=100) * t @ m.T
-        same = (classes[idx][:, None] == classes[idx][None, :]).float()
-        target = same / same.sum(1, keepdim=True)
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        loss = contrastive_loss(t, motion_model(x[idx]), temperature, groups=classes[idx])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -99,15 +99,26 @@ def build(x_train, embed_dim: int = 64, seed: int = 0, extra_words=()) -> SmallC
     return SmallClip(text_model, image_model, logit_scale, tokenizer, float(x_train.mean()), float(x_train.std()))
 
 
-def contrastive_loss(image_embeds, text_embeds, logit_scale):
+def contrastive_loss(image_embeds, text_embeds, logit_scale, groups=None):
     """CLIP's symmetric loss: cross-entropy of each picture over the batch's captions and of each caption over
-    the batch's pictures; the right partner sits on the diagonal. The temperature is capped at 100, as CLIP's."""
+    the batch's pictures; the right partner sits on the diagonal. The temperature is capped at 100, as CLIP's.
+    ``groups`` (one label per pair, optional): pairs of the same group are not negatives of each other — the
+    target spreads over them (TMR's negative filtering; a batch may hold the same caption twice)."""
     import torch
     import torch.nn.functional as F
 
     logits = logit_scale.exp().clamp(max=100) * image_embeds @ text_embeds.T
-    target = torch.arange(len(logits))
+    if groups is None:
+        target = torch.arange(len(logits))
+    else:
+        same = (groups[:, None] == groups[None, :]).float()
+        target = same / same.sum(1, keepdim=True)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def learning_rate_at(step: int, steps: int, peak: float, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then a cosine decay to zero at ``steps``."""
+    return peak * min(1, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
 
 
 def shift(x, generator):
@@ -135,7 +146,7 @@ def train(clip: SmallClip, x_train, y_train, steps: int, batch_size: int = 128, 
     losses = []
     for step in tqdm(range(steps), desc="training", disable=not progress):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate * min(1, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / steps))
+            group["lr"] = learning_rate_at(step, steps, learning_rate, warmup=50)
         idx = torch.randint(0, len(x_train), (batch_size,), generator=g)
         template = torch.randint(0, len(TEMPLATES), (batch_size,), generator=g)
         images = clip.embed_images(shift(x_train[idx], g))

@@ -444,15 +444,19 @@ class _ModelFolder:
         CLIPTokenizer.from_pretrained(folder).save_pretrained(folder)
 
 
+# the text tower of the CLIP-family twins (CLIP, X-CLIP): published special-token ids, toy width
+TOY_CLIP_TEXT = {"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                 "num_attention_heads": 4, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 2,
+                 "pad_token_id": 1}
+
+
 def clip_vit_large_patch14():
     """openai/clip-vit-large-patch14 at toy width: CLIPModel + tokenizer + 224-px image processor."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     _seeded(SEED + 9)
     model = CLIPModel(CLIPConfig(
-        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 2,
-                     "pad_token_id": 1},
+        text_config=TOY_CLIP_TEXT,
         vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
                        "image_size": 224, "patch_size": 14},
         projection_dim=32)).eval()
@@ -765,9 +769,7 @@ def xclip_base_patch32():
 
     _seeded(SEED + 65)
     model = XCLIPModel(XCLIPConfig(
-        text_config={"vocab_size": VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 2,
-                     "pad_token_id": 1},
+        text_config=TOY_CLIP_TEXT,
         vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
                        "image_size": 224, "patch_size": 32, "num_frames": 8, "mit_hidden_size": 32,
                        "mit_intermediate_size": 37, "mit_num_hidden_layers": 1, "mit_num_attention_heads": 4},

@@ -110,27 +110,23 @@ def train(model, v, y, m, steps: int, batch_size: int = 64, learning_rate: float
           progress: bool = True) -> list[float]:
     """Contrastive training on clips ``v`` (N, frames, 8, 8; 0..16) with their captions; in-batch pairs sharing
     a caption are not counted as negatives of each other (soft targets over equal captions)."""
-    import math
-
     import torch
-    import torch.nn.functional as F
     from tqdm.auto import tqdm
+
+    from .smallclip import contrastive_loss, learning_rate_at
 
     x = to_input(v)
     texts = [caption(int(d), MOTIONS[int(k)]) for d, k in zip(y, m, strict=True)]
+    classes = torch.as_tensor(np.asarray(y) * len(MOTIONS) + np.asarray(m))  # one per caption
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.05)
     g = torch.Generator().manual_seed(seed)
     losses = []
     for step in tqdm(range(steps), desc="training", disable=not progress):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate * min(1, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * step / steps))
+            group["lr"] = learning_rate_at(step, steps, learning_rate, warmup=20)
         idx = torch.randint(0, len(x), (batch_size,), generator=g)
-        batch_texts = [texts[i] for i in idx]
-        video, text = model.embed_clips(x[idx]), model.embed_captions(batch_texts)
-        logits = model.logit_scale.exp().clamp(max=100) * video @ text.T
-        same = torch.tensor([[a == b for b in batch_texts] for a in batch_texts], dtype=torch.float32)
-        target = same / same.sum(1, keepdim=True)
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        video, text = model.embed_clips(x[idx]), model.embed_captions([texts[i] for i in idx])
+        loss = contrastive_loss(video, text, model.logit_scale, groups=classes[idx])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

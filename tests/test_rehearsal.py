@@ -76,10 +76,11 @@ def test_online_old_layout_the_install_cell_then_sdxl(tmp_path, monkeypatch):
     assert result["outputs"]
 
 
-def test_offline_new_layout_only_the_wheelhouse_then_svd(tmp_path, monkeypatch):
+def test_offline_new_layout_only_the_wheelhouse_then_svd_and_dalle_tokens(tmp_path, monkeypatch):
     """Internet off (pip reaches no index), the dataset mounted in today's layout
     (/kaggle/input/datasets/<owner>/<slug>/) with the genhelpers wheel and the wheelhouse: the tested set and
-    what it needs install from the wheelhouse alone, then the SVD notebook runs."""
+    what it needs install from the wheelhouse alone, then the SVD notebook runs; then the dVAE notebook, whose
+    package comes from the wheelhouse too, without its declared dependencies."""
     ds = tmp_path / "input" / "datasets" / "alice" / "genhelpers-wheel"
     kaggle_image.genhelpers_wheel(ds)
     shutil.copytree(kaggle_image.wheelhouse(), ds / "wheelhouse")
@@ -91,18 +92,15 @@ def test_offline_new_layout_only_the_wheelhouse_then_svd(tmp_path, monkeypatch):
     shipped = json.loads((ds / "wheelhouse" / "wheelhouse.json").read_text())["packages"]
     assert "torch" not in shipped and not any(n.startswith("nvidia") for n in shipped)
     assert "trimesh" in shipped and "numpy" not in shipped  # the image's numpy satisfies everything
-
-
-def test_offline_dalle_tokens_installs_the_dvae_package_alone_from_the_wheelhouse(tmp_path, monkeypatch):
-    """Internet off: DALL·E's package comes from the attached wheelhouse without its declared dependencies
-    (torchvision, mypy, pytest), and the dVAE notebook runs in the image environment."""
-    ds = tmp_path / "input" / "datasets" / "alice" / "genhelpers-wheel"
-    kaggle_image.genhelpers_wheel(ds)
-    shutil.copytree(kaggle_image.wheelhouse(), ds / "wheelhouse")
-    env, result, _ = run_in_image(tmp_path, monkeypatch, "dalle_tokens", tmp_path / "input", kaggle_image.offline_pip())
-    assert result["status"] == "passed", result.get("error")
-    got = kaggle_image.versions(env / "bin" / "python", ["dall-e", "mypy", "pytest"])
-    assert got == {"dall-e": "0.1", "mypy": None, "pytest": None}
+    # then, in the same environment, DALL·E's dVAE notebook: its package comes from the wheelhouse without its
+    # declared dependencies (torchvision, mypy, pytest)
+    work = tmp_path / "kaggle-working"
+    shutil.copy(NOTEBOOKS / "dalle_tokens.ipynb", work / "dalle_tokens.ipynb")
+    dalle = run_notebook(work / "dalle_tokens.ipynb", PROFILES["dalle_tokens"]["smoke"], tmp_path / "out-dalle",
+                         timeout=600, kernel=kaggle_image.kernelspec(env, tmp_path / "jupyter"))
+    assert dalle["status"] == "passed", dalle.get("error")
+    assert kaggle_image.versions(env / "bin" / "python", ["dall-e", "mypy", "pytest"]) == {
+        "dall-e": "0.1", "mypy": None, "pytest": None}
 
 
 def test_colab_route_installs_from_genhelpers_source(tmp_path, monkeypatch):

@@ -124,3 +124,15 @@ def test_map_pixels_squeeze_is_the_published_one():
     """DALL·E's logit-Laplace range: pixels live in [0.1, 0.9] when encoded (the package's map_pixels)."""
     x = dvae.to_input([demo_image(64)], 64)
     assert x.min() >= 0.1 - 1e-6 and x.max() <= 0.9 + 1e-6
+
+
+def test_the_packages_own_loader_is_refused_by_todays_torch(cache):
+    """A canary for the fact this module exists for: DALL-E 0.1's ``load_model`` calls ``torch.load`` with the
+    default ``weights_only=True`` (torch ≥ 2.6), which cannot rebuild a pickled module. When it starts to work, the
+    package was fixed (or torch changed) and the opt-in path can be revisited."""
+    import pickle
+
+    from dall_e import load_model
+
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        load_model(str(dvae._twin_folder() / "encoder.pkl"))

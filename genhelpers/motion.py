@@ -253,28 +253,20 @@ def train(motion_model, tokenizer, text_model, motions, texts, classes, steps: i
     """InfoNCE between motions and captions; pairs of the same class are not negatives of each other (TMR's
     negative filtering, here exact)."""
     import torch
-    from tqdm.auto import tqdm
 
-    from .smallclip import contrastive_loss, learning_rate_at
+    from .smallclip import contrastive_loss, fit
 
     x = features(motions)
     classes = torch.as_tensor(classes)
     temperature = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-    params = [*motion_model.parameters(), *text_model.parameters(), temperature]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
-    g = torch.Generator().manual_seed(seed)
-    losses = []
-    for step in tqdm(range(steps), desc="training", disable=not progress):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, steps, learning_rate, warmup=30)
+
+    def batch_loss(g):
         idx = torch.randint(0, len(x), (batch_size,), generator=g)
         t = embed_texts(tokenizer, text_model, [texts[i] for i in idx])
-        loss = contrastive_loss(t, motion_model(x[idx]), temperature, groups=classes[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+        return contrastive_loss(t, motion_model(x[idx]), temperature, groups=classes[idx])
+
+    params = [*motion_model.parameters(), *text_model.parameters(), temperature]
+    return fit(params, batch_loss, steps, learning_rate, warmup=30, seed=seed, weight_decay=0.01, progress=progress)
 
 
 def ranks(similarity: np.ndarray) -> np.ndarray:

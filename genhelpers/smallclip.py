@@ -132,31 +132,44 @@ def shift(x, generator):
     return torch.stack([padded[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8] for i in range(len(x))])
 
 
-def train(clip: SmallClip, x_train, y_train, steps: int, batch_size: int = 128, learning_rate: float = 2e-3,
-          seed: int = 0, progress: bool = True) -> list[float]:
-    """Train ``clip`` on digits ``x_train`` (N, 1, 8, 8; 0..1) with labels ``y_train``: each step draws a batch
-    of digits and one random template caption for each; AdamW with 50 warm-up steps and a cosine decay.
+def fit(parameters, batch_loss, steps: int, learning_rate: float, warmup: int, seed: int = 0,
+        weight_decay: float = 0.05, progress: bool = True) -> list[float]:
+    """The classrooms' training loop: AdamW with ``learning_rate_at``'s schedule; each step calls
+    ``batch_loss(generator)`` (a seeded torch generator for its random draws) and steps on the loss it returns.
     Returns the loss of every step."""
     import torch
     from tqdm.auto import tqdm
 
-    ids, mask = (t.view(10, len(TEMPLATES), -1) for t in clip.encode(captions()))
-    optimizer = torch.optim.AdamW(clip.parameters(), lr=learning_rate, weight_decay=0.05)
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
     g = torch.Generator().manual_seed(seed)
     losses = []
     for step in tqdm(range(steps), desc="training", disable=not progress):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, steps, learning_rate, warmup=50)
-        idx = torch.randint(0, len(x_train), (batch_size,), generator=g)
-        template = torch.randint(0, len(TEMPLATES), (batch_size,), generator=g)
-        images = clip.embed_images(shift(x_train[idx], g))
-        texts = clip.embed_texts(ids[y_train[idx], template], mask[y_train[idx], template])
-        loss = contrastive_loss(images, texts, clip.logit_scale)
+            group["lr"] = learning_rate_at(step, steps, learning_rate, warmup)
+        loss = batch_loss(g)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     return losses
+
+
+def train(clip: SmallClip, x_train, y_train, steps: int, batch_size: int = 128, learning_rate: float = 2e-3,
+          seed: int = 0, progress: bool = True) -> list[float]:
+    """Train ``clip`` on digits ``x_train`` (N, 1, 8, 8; 0..1) with labels ``y_train``: each step draws a batch
+    of digits and one random template caption for each; 50 warm-up steps, then a cosine decay."""
+    import torch
+
+    ids, mask = (t.view(10, len(TEMPLATES), -1) for t in clip.encode(captions()))
+
+    def batch_loss(g):
+        idx = torch.randint(0, len(x_train), (batch_size,), generator=g)
+        template = torch.randint(0, len(TEMPLATES), (batch_size,), generator=g)
+        images = clip.embed_images(shift(x_train[idx], g))
+        texts = clip.embed_texts(ids[y_train[idx], template], mask[y_train[idx], template])
+        return contrastive_loss(images, texts, clip.logit_scale)
+
+    return fit(clip.parameters(), batch_loss, steps, learning_rate, warmup=50, seed=seed, progress=progress)
 
 
 def zero_shot(clip: SmallClip, x, y, template: str) -> float:

@@ -111,27 +111,19 @@ def train(model, v, y, m, steps: int, batch_size: int = 64, learning_rate: float
     """Contrastive training on clips ``v`` (N, frames, 8, 8; 0..16) with their captions; in-batch pairs sharing
     a caption are not counted as negatives of each other (soft targets over equal captions)."""
     import torch
-    from tqdm.auto import tqdm
 
-    from .smallclip import contrastive_loss, learning_rate_at
+    from .smallclip import contrastive_loss, fit
 
     x = to_input(v)
     texts = [caption(int(d), MOTIONS[int(k)]) for d, k in zip(y, m, strict=True)]
     classes = torch.as_tensor(np.asarray(y) * len(MOTIONS) + np.asarray(m))  # one per caption
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.05)
-    g = torch.Generator().manual_seed(seed)
-    losses = []
-    for step in tqdm(range(steps), desc="training", disable=not progress):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, steps, learning_rate, warmup=20)
+
+    def batch_loss(g):
         idx = torch.randint(0, len(x), (batch_size,), generator=g)
         video, text = model.embed_clips(x[idx]), model.embed_captions([texts[i] for i in idx])
-        loss = contrastive_loss(video, text, model.logit_scale, groups=classes[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+        return contrastive_loss(video, text, model.logit_scale, groups=classes[idx])
+
+    return fit(model.parameters(), batch_loss, steps, learning_rate, warmup=20, seed=seed, progress=progress)
 
 
 def interpolate(original, trained, alpha: float):

@@ -100,6 +100,13 @@ def collection(tmp_path_factory):
     return out, {r["notebook"]: r for r in report["results"]}
 
 
+@pytest.mark.parametrize("name", [n for n in ALL if n not in ALONE])
+def test_summary_cell_recorded(collection, name):
+    """Every collection notebook's executed copy printed its `# NBVAL_CHECK_OUTPUT` summary and failed nowhere."""
+    assert collection[1][name]["status"] == "passed", collection[1][name].get("error")
+    assert_summary_recorded(collection[0] / f"{name}.ipynb")
+
+
 def from_collection(collection, *names):
     """(output folder, the run's result) of one notebook, or {name: result} of several."""
     out, results = collection
@@ -266,10 +273,6 @@ def test_shap_e_text_only(tmp_path):
     assert result["outputs"] and all(name.startswith("text_") for name in result["outputs"])
 
 
-def test_shap_e_summary_cell(shap_e_run):
-    out, _ = shap_e_run
-    assert_summary_recorded(out / "shap_e.ipynb")
-
 
 @pytest.mark.parametrize("override, evalue", [
     ({"prompt": ""}, "prompt='' is empty"),
@@ -352,12 +355,6 @@ def test_sparsectrl_rgb_with_given_key_frames(tmp_path):
     assert side["generation"]["key_frames"] == "rgb" and side["parameters"]["conditioning_images"] == keys
 
 
-@pytest.mark.parametrize("notebook", ["animatediff", "svd"])
-def test_video_summary_cell(video_run, notebook):
-    out, _ = video_run
-    assert_summary_recorded(out / f"{notebook}.ipynb")
-
-
 @pytest.mark.parametrize("notebook, override, parameter, evalue", [
     ("animatediff", {"frames": 0}, None, "frames=0 must be a whole number ≥ 1"),
     ("animatediff", {"frames": 40}, "frames", "frames=40 is more than the motion module knows"),
@@ -428,8 +425,7 @@ def test_classroom_nbval(classroom_run, tmp_path):
     """Seeded CPU training gives the same numbers in a new kernel (the clip classroom: 12 s; the diffusion one,
     50 s, learns by the same seeded mechanism and has its summary checked in its executed copy)."""
     out, _ = classroom_run
-    assert_reproduces(out / "clip.ipynb", tmp_path)
-    assert_summary_recorded(out / "diffusion_from_scratch.ipynb")
+    assert_reproduces(out / "clip.ipynb", tmp_path)  # (the diffusion classroom's summary: test_summary_cell_recorded)
 
 
 def test_panels_stay_hidden_in_headless_runs(tmp_path):
@@ -479,10 +475,6 @@ def test_zero123plus_v11_with_depth_controlnet(tmp_path):
     assert side["models"][0]["components"] == {"controlnet": "tiny:controlnet-zp11-depth"}
 
 
-def test_zero123plus_summary_cell(zero123_run):
-    out, _ = zero123_run
-    assert_summary_recorded(out / "zero123plus.ipynb")
-
 
 @pytest.mark.parametrize("override, ename, evalue, stops_at", [
     ({"image": "tiny"}, "ParameterError", "needs at least 320×320", "load_condition("),
@@ -524,10 +516,6 @@ def test_mvdream_four_views_grid_turntable_and_cameras(mvdream_run):
     gif = Image.open(folder / "turntable.gif")
     assert gif.n_frames == 4 and gif.size == (256, 256)
 
-
-def test_mvdream_summary_cell(mvdream_run):
-    out, _ = mvdream_run
-    assert_summary_recorded(out / "mvdream.ipynb")
 
 
 def test_imagedream_through_the_same_notebook(tmp_path):
@@ -582,10 +570,6 @@ def test_stable_diffusion_three_models_same_seeds_and_a_guidance_sweep(sd_run):
     assert Image.open(folder / "guidance_sweep_grid.png").size == (64 * len(smoke["guidance_sweep"]), 64)
 
 
-def test_stable_diffusion_summary_cell(sd_run):
-    out, _ = sd_run
-    assert_summary_recorded(out / "stable_diffusion.ipynb")
-
 
 @pytest.mark.parametrize("override, evalue", [
     ({"sizes": [64, 64]}, "sizes has 2 value(s) but models names 3"),
@@ -628,10 +612,6 @@ def test_deepfloyd_if_three_stages_each_saved_with_its_facts(if_run):
     summary = next(c for c in nb.cells if "NBVAL_CHECK_OUTPUT" in c.source).outputs[0]["text"]
     assert "prompt encoded once: (1, 77, 32)" in summary
 
-
-def test_deepfloyd_if_summary_cell(if_run):
-    out, _ = if_run
-    assert_summary_recorded(out / "deepfloyd_if.ipynb")
 
 
 @pytest.mark.parametrize("override, evalue", [
@@ -682,10 +662,6 @@ def test_text_to_video_cogvideox_and_zeroscope_twins(tmp_path):
     assert zero["status"] == "passed", zero.get("error")
 
 
-def test_text_to_video_summary_cell(t2v_run):
-    out, _ = t2v_run
-    assert_summary_recorded(out / "text_to_video.ipynb")
-
 
 @pytest.mark.parametrize("override, ename, evalue, stops_at", [
     ({"model": "tiny:zeroscope-v2-576w"}, "ValueError", "pickle weights only", "genhelpers.load("),
@@ -724,10 +700,6 @@ def test_tune_a_video_trains_then_reconstructs_and_edits(tav_run):
     assert json.loads((folder / "edit1.json").read_text())["generation"]["prompt"] == smoke["edits"][1]
     assert "psnr_db" in json.loads((folder / "reconstruction.json").read_text())["generation"]
 
-
-def test_tune_a_video_summary_cell(tav_run):
-    out, _ = tav_run
-    assert_summary_recorded(out / "tune_a_video.ipynb")
 
 
 @pytest.mark.parametrize("override, evalue", [
@@ -780,10 +752,6 @@ def test_unclip_text_to_image_variations_and_a_walk(unclip_run):
     assert "decoder" in json.dumps(models)  # the variations pipeline records the borrowed components
 
 
-def test_unclip_summary_cell(unclip_run):
-    out, _ = unclip_run
-    assert_summary_recorded(out / "unclip.ipynb")
-
 
 # ------------------------------------------------------------------------------------------- dalle_tokens
 @pytest.fixture(scope="module")
@@ -817,10 +785,6 @@ def test_dalle_tokens_with_own_pictures(tmp_path):
     assert len(recon["psnr_db"]) == 2
 
 
-def test_dalle_tokens_summary_cell(dalle_run):
-    out, _ = dalle_run
-    assert_summary_recorded(out / "dalle_tokens.ipynb")
-
 
 def test_dalle_tokens_refuses_pickles_without_the_opt_in(tmp_path, monkeypatch):
     monkeypatch.setenv("GENHELPERS_CACHE", str(tmp_path / "cache"))  # nothing converted yet
@@ -846,10 +810,6 @@ def test_recaptioning_captions_scores_and_regenerations(recaption_run):
     assert {"caption_s", "regenerate_s"} <= set(side["timings"])
     assert Image.open(out / "recaptioning" / "regenerated_000.png").size[0] > 3 * 64
 
-
-def test_recaptioning_summary_cell(recaption_run):
-    out, _ = recaption_run
-    assert_summary_recorded(out / "recaptioning.ipynb")
 
 
 # ------------------------------------------------------------------------------------------- clip_filtering
@@ -886,10 +846,6 @@ def test_clip_filtering_real_route_on_a_folder_of_pairs(tmp_path):
     assert real["captions"] == ["a blue square", "a red square"] and len(real["cosine"]) == 2
 
 
-def test_clip_filtering_summary_cell(filtering_run):
-    out, _ = filtering_run
-    assert_summary_recorded(out / "clip_filtering.ipynb")
-
 
 def test_clip_filtering_refuses_a_folder_without_captions(tmp_path):
     (tmp_path / "pics").mkdir()
@@ -920,10 +876,6 @@ def test_video_clip_alpha_curve_meets_its_smoke_floors(video_clip_run):
     assert len(real["xclip"]) == len(real["labels"]) and abs(sum(real["xclip"]) - 1) < 1e-3
 
 
-def test_video_clip_summary_cell(video_clip_run):
-    out, _ = video_clip_run
-    assert_summary_recorded(out / "video_clip.ipynb")
-
 
 # ------------------------------------------------------------------------------------------- motion_retrieval
 @pytest.fixture(scope="module")
@@ -949,10 +901,6 @@ def test_motion_retrieval_meets_its_smoke_floors(motion_run):
     assert Image.open(folder / "actions.gif").size == (160 * 7, 160)
     assert smoke["train_steps"] == json.loads((folder / "loss_curve_000.json").read_text())["parameters"]["train_steps"]
 
-
-def test_motion_retrieval_summary_cell(motion_run):
-    out, _ = motion_run
-    assert_summary_recorded(out / "motion_retrieval.ipynb")
 
 
 def test_motion_retrieval_evaluates_a_humanml3d_folder(tmp_path):

@@ -235,10 +235,10 @@ def _components_by_variant(path, cls, only, supplied, var, dtype, allow_pickle, 
         if module in ("diffusers", "transformers"):
             model_cls = _class(name)
         else:  # a class that lives with its pipeline in diffusers (shap_e.ShapERenderer, unclip.UnCLIPTextProjModel)
-            import importlib
+            import diffusers.pipelines
 
-            frozen = frozen_pipeline_modules()
-            model_cls = getattr(frozen.get(module) or importlib.import_module(f"diffusers.pipelines.{module}"), name)
+            frozen_pipeline_modules()  # (the old module names of frozen pipelines are attributes from here on)
+            model_cls = getattr(getattr(diffusers.pipelines, module), name)
         own[c] = model_cls.from_pretrained(path / folder, dtype=getattr(torch, dtype), variant=v,
                                            use_safetensors=not allow_pickle)
     return var, own

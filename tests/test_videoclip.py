@@ -68,3 +68,26 @@ def test_accuracy_scores_against_the_known_class():
             return torch.eye(len(classes))[said]
 
     assert vc.accuracy(Stub(), np.zeros((4, vc.FRAMES, 8, 8)), y, m, [3, 4]) == 0.5
+
+
+def test_the_xclip_twin_sees_the_clip_and_the_captions(twins):
+    """The real route's twin has no dead path: another clip, or another caption, changes X-CLIP's scores."""
+    from transformers import XCLIPProcessor
+
+    import genhelpers
+    from genhelpers import tuneavideo
+
+    model = genhelpers.load("tiny:xclip-base-patch32", genhelpers.runtime(threads=2), allow_pickle=True, quiet=True)
+    processor = XCLIPProcessor.from_pretrained(twins["xclip-base-patch32"])
+    frames = tuneavideo.demo_clip(8, 96)
+
+    def logits(video, labels):
+        inputs = processor(text=labels, videos=[video], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            return model(**inputs).logits_per_video[0]
+
+    labels = ["a ball bouncing", "a person dancing"]
+    base = logits(frames, labels)
+    assert not torch.allclose(base, logits(frames[::-1], labels), atol=1e-4)  # the order of frames matters
+    assert not torch.allclose(base, logits([f.rotate(90) for f in frames], labels), atol=1e-4)
+    assert not torch.allclose(base, logits(frames, ["waves on the sea", "a person dancing"]), atol=1e-4)

@@ -50,7 +50,6 @@ TWIN_SIZE = {"encoder": {"n_hid": 64, "n_blk_per_group": 1, "input_channels": 3,
              "decoder": {"n_init": 32, "n_hid": 64, "n_blk_per_group": 1, "output_channels": 3,
                          "vocab_size": 512}}
 SETTINGS = ("n_init", "n_hid", "n_blk_per_group", "input_channels", "output_channels", "vocab_size")
-PATCH = 8  # pixels per token side (three 2× poolings)
 # activation memory per megapixel of input (encode + decode of a batch), published size on a GPU: measured 0.78
 # GiB for four 256² pictures (benchmarks/gpu_full_size.json, dalle-dvae); the doctor adds it to the weights
 ACTIVATIONS_GIB_PER_MP = 3.0

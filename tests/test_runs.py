@@ -255,3 +255,43 @@ def test_longest_notebook_starts_first(collection, tmp_path):
     finished = [line.split()[2] for line in lines if line.startswith("[")]
     assert finished == ["smoke/bad", "smoke/good"]  # the slow one went first
     assert [r["notebook"] for r in report["results"]] == ["good", "bad"]  # the report keeps the collection's order
+
+
+def flaky_kernel(tmp_path, monkeypatch, deaths: int) -> str:
+    """A kernelspec whose first ``deaths`` launches exit before answering (as a kernel that lost its ports to a
+    parallel launch does), then a normal IPython kernel."""
+    import sys
+
+    count = tmp_path / "launches"
+    boot = (f"import pathlib, sys; c = pathlib.Path({str(count)!r}); n = len(c.read_text()) if c.exists() else 0; "
+            f"c.write_text('x' * (n + 1)); sys.exit(3) if n < {deaths} else None; "
+            "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
+    spec = tmp_path / "jupyter" / "kernels" / "flaky"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({"argv": [sys.executable, "-c", boot, "-f", "{connection_file}"],
+                                                  "display_name": "flaky", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return "flaky"
+
+
+def test_a_kernel_that_dies_while_starting_is_started_again(tmp_path, monkeypatch):
+    from genhelpers.runs.report import markdown
+    from genhelpers.runs.runner import run_notebook
+
+    notebook(tmp_path / "good.ipynb", GOOD)
+    kernel = flaky_kernel(tmp_path, monkeypatch, 2)
+    r = run_notebook(tmp_path / "good.ipynb", {"value": 5}, tmp_path / "out", kernel=kernel)
+    assert r["status"] == "passed" and r["kernel_start_retries"] == 2 and "v5.txt" in r["outputs"]
+    assert len((tmp_path / "launches").read_text()) == 3
+    page = markdown({"profile": "smoke", "results": [r], "duration_s": 1, "started": "now", "summary": {"passed": 1}})
+    assert "| passed (kernel restarted 2× at start) |" in page
+
+
+def test_a_kernel_that_never_starts_is_reported_after_the_last_attempt(tmp_path, monkeypatch):
+    from genhelpers.runs.runner import KERNEL_START_ATTEMPTS, run_notebook
+
+    notebook(tmp_path / "good.ipynb", GOOD)
+    r = run_notebook(tmp_path / "good.ipynb", {}, tmp_path / "out", kernel=flaky_kernel(tmp_path, monkeypatch, 99))
+    assert r["status"] == "failed" and r["error"]["class"] == "kernel_died"
+    assert "before replying to kernel_info" in r["error"]["evalue"]
+    assert len((tmp_path / "launches").read_text()) == KERNEL_START_ATTEMPTS and "outputs" not in r

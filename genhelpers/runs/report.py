@@ -49,6 +49,8 @@ def markdown(report: dict) -> str:
         outs = r.get("outputs") or []
         shown = ", ".join(f"`{o}`" for o in outs[:6]) + (f" (+{len(outs) - 6})" if len(outs) > 6 else "")
         status = r["status"] + (" (resumed)" if r.get("resumed") else "")
+        if r.get("kernel_start_retries"):
+            status += f" (kernel restarted {r['kernel_start_retries']}× at start)"
         lines.append(f"| {r['notebook']} | {r.get('profile', report.get('profile'))} | {status} | "
                      f"{r.get('duration_s', 0):.1f} s | {_mib(r.get('host_peak_mib'))} | {_mib(r.get('gpu_peak_mib'))} "
                      f"| {shown} | {_error_text(r).replace('|', chr(92) + '|')} |")

@@ -80,6 +80,17 @@ def sidecar_facts(folder: Path) -> dict:
     return {"gpu_peak_mib": gpu, "kernel_host_peak_mib": host, "versions": found}
 
 
+# A kernel launched beside others can die before it answers its first message, before any cell runs (the
+# jupyter_client/papermill reports of "Kernel died before replying to kernel_info" under parallel launches: the
+# ports the client picked and released can be taken before the new kernel binds them). Such a start is retried;
+# a kernel that dies at every start is still reported.
+KERNEL_START_ATTEMPTS = 3
+
+
+def _died_starting(error: Exception) -> bool:
+    return "before replying to kernel_info" in str(error)
+
+
 def run_notebook(notebook: str | Path, parameters: dict, out_dir: str | Path, timeout: int | None = None,
                  kernel: str = "python3") -> dict:
     """Run one notebook with papermill in this process (``timeout``: per cell). Outputs go to
@@ -99,8 +110,16 @@ def run_notebook(notebook: str | Path, parameters: dict, out_dir: str | Path, ti
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(files_dir, ignore_errors=True)  # a previous run's files must not pass for this run's
-        pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name=kernel,
-                            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout)
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name=kernel,
+                                    cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout)
+                break
+            except RuntimeError as e:  # see KERNEL_START_ATTEMPTS: nothing of the notebook ran, so run it again
+                if not _died_starting(e) or attempt == KERNEL_START_ATTEMPTS:
+                    raise
+                result["kernel_start_retries"] = attempt
+                shutil.rmtree(files_dir, ignore_errors=True)
         result["status"] = "passed"
     except pm.PapermillExecutionError as e:
         result["status"] = "failed"

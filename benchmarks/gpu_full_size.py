@@ -425,35 +425,97 @@ def dvae_job() -> dict:
     return {"job": "dalle-dvae", "pictures": n, "side": side, **row}
 
 
-def florence_job() -> dict:
-    """Florence-2-base at its published size (random weights, float16): a detailed caption of one 768² picture
-    with the notebook's settings (3 beams), forced to its full length of 256 new tokens (the worst case)."""
+def _detailed_caption(model, device):
+    """A call that writes a detailed caption of one 768² picture with the notebook's settings (3 beams), forced to
+    its full length of 256 new tokens (the worst case); the published processor's geometry on a real run."""
     from PIL import Image
     from transformers import CLIPImageProcessor, Florence2Processor
 
-    rt = detect()
-    twin = genhelpers.locate("tiny:florence-2-base")
-    model = genhelpers.load("tiny:florence-2-base", rt, memory=None, quiet=True, dtype=DTYPE) if DRY else \
-        full("florence-2-base", "model")
-    processor = Florence2Processor.from_pretrained(twin)
+    processor = Florence2Processor.from_pretrained(genhelpers.locate("tiny:florence-2-base"))
     if not DRY:  # the published processor's geometry: 768 px, 24 × 24 + 1 image tokens
         images = CLIPImageProcessor(size={"height": 768, "width": 768}, do_center_crop=False)
         images.image_seq_length = 577
         processor = Florence2Processor(image_processor=images, tokenizer=processor.tokenizer,
                                        post_processor_config=processor.post_processor_config)
-    device = "cuda" if rt.gpus else "cpu"
-    model.to(device)
     model.config.image_token_id = processor.tokenizer.image_token_id  # the twin's tokenizer marks image slots
     new = 16 if DRY else 256
     inputs = processor(text="<MORE_DETAILED_CAPTION>", images=Image.new("RGB", (1024, 768), (120, 80, 40)),
                        return_tensors="pt").to(device, model.dtype)
-    _, row = _measured(lambda: model.generate(**inputs, max_new_tokens=new, min_new_tokens=new, num_beams=3,
-                                              do_sample=False), rt)
-    return {"job": "florence-2-base-caption", "new_tokens": new, "beams": 3, **row}
+    return lambda: model.generate(**inputs, max_new_tokens=new, min_new_tokens=new, num_beams=3, do_sample=False)
+
+
+def _florence_base(rt, device):
+    return (genhelpers.load("tiny:florence-2-base", rt, memory=None, quiet=True, dtype=DTYPE) if DRY
+            else full("florence-2-base", "model")).to(device)
+
+
+def florence_job() -> dict:
+    """Florence-2-base at its published size (random weights, float16): one detailed caption (_detailed_caption)."""
+    rt = detect()
+    device = "cuda" if rt.gpus else "cpu"
+    _, row = _measured(_detailed_caption(_florence_base(rt, device), device), rt)
+    return {"job": "florence-2-base-caption", "new_tokens": 16 if DRY else 256, "beams": 3, **row}
+
+
+def xclip_job() -> dict:
+    """X-CLIP base/32 at its published size (random weights, float16): the video_clip notebook's zero-shot call,
+    one clip of 8 frames of 224² against 10 captions of 16 tokens."""
+    rt = detect()
+    device = "cuda" if rt.gpus else "cpu"
+    model = (genhelpers.load("tiny:xclip-base-patch32", rt, memory=None, quiet=True, allow_pickle=True) if DRY
+             else full("xclip-base-patch32", "xclip")).to(device)
+    side = model.config.vision_config.image_size
+    frames, captions = 8, 10
+    video = torch.rand(1, frames, 3, side, side, device=device, dtype=model.dtype)
+    ids = torch.randint(1, model.config.text_config.vocab_size - 1, (captions, 16), device=device)
+    with torch.inference_mode():
+        _, row = _measured(lambda: model(input_ids=ids, pixel_values=video).logits_per_video, rt)
+    return {"job": "xclip-base-patch32-zero-shot", "frames": frames, "side": side, "captions": captions, **row}
+
+
+def recaptioning_job() -> dict:
+    """The recaptioning notebook's three models at their defaults, held together as the notebook holds them
+    (Florence-2-base, CLIP ViT-L/14, SD 1.5), with the plan the planner picks for one T4 and under a T4's memory:
+    a detailed caption (3 beams, forced to 256 new tokens), its CLIP score, a 512² picture in 25 steps."""
+    rt = detect()
+    refs = ["florence-2-base", "clip-vit-large-patch14", "sd15"]
+    plan = loader.plan(T4, "auto", refs, 512, 512) if rt.gpus else memory.named("cpu", rt)
+    row = {"job": "recaptioning-t4", "refs": refs, "t4_plan": plan.name, "estimate": plan.estimate}
+    if rt.gpus:
+        plan = memory.MemoryPlan(**{**plan.as_dict(), "device": "cuda:0"})
+        torch.cuda.set_per_process_memory_fraction(T4_BYTES / torch.cuda.get_device_properties(0).total_memory)
+    try:
+        device = "cuda" if rt.gpus else "cpu"
+        captioner = _florence_base(rt, device)
+        clip = (genhelpers.load("tiny:clip-vit-large-patch14", rt, memory=None, quiet=True) if DRY
+                else full("clip-vit-large-patch14", "clip")).to(device)
+        pipe, call = sd("sd15")(rt, plan)
+        side = 64 if DRY else 512
+
+        def score():
+            side_clip = clip.config.vision_config.image_size
+            pixels = torch.rand(1, 3, side_clip, side_clip, device=device, dtype=clip.dtype)
+            ids = torch.randint(1, clip.config.text_config.vocab_size - 1, (1, 77), device=device)
+            with torch.inference_mode():
+                return clip(input_ids=ids, pixel_values=pixels).logits_per_image
+
+        stages = {"caption": _detailed_caption(captioner, device), "clip_score": score,
+                  "regenerate": lambda: call(side, 2 if DRY else 25)}
+        for stage, fn in stages.items():
+            _, row[stage] = _measured(fn, rt)
+        if rt.gpus:
+            row.update(fits=True, peak_gib=max(row[s]["peak_gib"] for s in ("caption", "clip_score", "regenerate")))
+    except torch.OutOfMemoryError as e:
+        row.update(fits=False, error=str(e)[:200])
+    finally:
+        if rt.gpus:
+            torch.cuda.set_per_process_memory_fraction(1.0)
+    return row
 
 
 EXTRA = {"sdxl-both-t4": sdxl_both_t4, "tune-a-video": tune_a_video, "dalle-dvae": dvae_job,
-         "florence-2-base-caption": florence_job}
+         "florence-2-base-caption": florence_job, "xclip-base-patch32-zero-shot": xclip_job,
+         "recaptioning-t4": recaptioning_job}
 
 
 def main() -> None:

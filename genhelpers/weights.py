@@ -118,7 +118,10 @@ def pickle_only_parts(names_by_folder: dict[str, list[str]]) -> list[str]:
 
 
 def pickle_message(ref: str, parts: list[str]) -> str:
-    return (f"{ref}: {', '.join(parts)} publish(es) pickle weights only (.bin/.ckpt). A pickle can run code when "
+    named = [p if p != "." else "the top folder" for p in parts]
+    which = "the repository publishes" if parts == ["."] else ", ".join(named) + (
+        " publishes" if len(parts) == 1 else " publish")
+    return (f"{ref}: {which} pickle weights only (.bin/.ckpt). A pickle can run code when "
             f"it is loaded, so genhelpers loads .safetensors only unless you opt in: pass allow_pickle=True (the "
             f"notebook's `allow_pickle` parameter) if you trust the source; the files are then read with torch's "
             f"weights-only unpickler.")

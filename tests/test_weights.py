@@ -65,9 +65,18 @@ def test_explicit_folder(tmp_path):
 
 def test_pickle_only_folder_is_refused_unless_allowed(tmp_path):
     folder = diffusers_folder(tmp_path / "old", weight_name="diffusion_pytorch_model.bin")
-    with pytest.raises(ValueError, match=r"publish\(es\) pickle weights only.*allow_pickle=True.*trust the source"):
+    with pytest.raises(ValueError, match=r"old: unet publishes pickle weights only.*allow_pickle=True.*trust"):
         resolve(str(folder))
     assert resolve(str(folder), allow_pickle=True).path == folder.resolve()
+
+
+def test_a_single_model_folder_of_pickles_is_named_as_the_repository(tmp_path):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(b"0")
+    with pytest.raises(ValueError, match=r"clip: the repository publishes pickle weights only"):
+        resolve(str(folder))
 
 
 def test_one_pickle_only_component_is_named(tmp_path):
@@ -78,7 +87,7 @@ def test_one_pickle_only_component_is_named(tmp_path):
         (folder / comp / "config.json").write_text("{}")
         (folder / comp / name).write_bytes(b"0")
     (folder / "model_index.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"pipe: unet publish\(es\) pickle weights only"):
+    with pytest.raises(ValueError, match=r"pipe: unet publishes pickle weights only"):
         resolve(str(folder))
 
 

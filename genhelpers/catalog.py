@@ -447,9 +447,8 @@ ENTRIES = {
             params_exact=False,
             defaults={"frames": 8, "height": 224, "width": 224},
             activations_gib_per_mp=0.0,
-            pickle_only=True,
-            notes="Published in 2022 with pytorch_model.bin (listing inferred, low confidence): loading it is an "
-                  "explicit opt-in.",
+            notes="Published in 2022 with pytorch_model.bin; a model.safetensors copy was merged in Feb 2024 "
+                  "(tests/reference/hub_trees.md), and only that is read.",
         ),
         Entry(
             key="karlo-v1-alpha",
@@ -467,9 +466,9 @@ ENTRIES = {
             defaults={"prior_steps": 25, "decoder_steps": 25, "super_res_steps": 7, "prior_guidance": 4.0,
                       "decoder_guidance": 8.0, "height": 256, "width": 256},
             activations_gib_per_mp=10.8,  # measured: 0.71 GiB over the weights at 256² (a 64-px decoder + 2 SR UNets)
-            pickle_only=True,
-            notes="Converted to diffusers in Dec 2022 with pickle (.bin) weights (listing of low confidence): loading "
-                  "it is an explicit opt-in. UnCLIPPipeline is frozen in diffusers (loader.frozen_pipeline_modules).",
+            notes="Converted to diffusers in Dec 2022 with .bin weights; a .safetensors copy of every part was merged "
+                  "a few days later (tests/reference/hub_trees.md), and only those are read. UnCLIPPipeline is frozen "
+                  "in diffusers (loader.frozen_pipeline_modules).",
         ),
         Entry(
             key="karlo-v1-alpha-image-variations",
@@ -488,8 +487,10 @@ ENTRIES = {
             shares=("decoder", "text_proj", "super_res_first", "super_res_last", "text_encoder"),
             activations_gib_per_mp=10.8,  # Karlo's decoder and super-resolution run as in karlo-v1-alpha
             pickle_only=True,
-            notes="Same components as karlo-v1-alpha (without the prior) plus an image encoder: a notebook that has "
-                  "Karlo loaded passes them in and loads only the image encoder.",
+            notes="Same components as karlo-v1-alpha (without the prior) plus CLIP ViT-L/14's image encoder, all as "
+                  "pickles on the main branch. The unclip notebook passes every weighted part in (Karlo's, and the "
+                  "image encoder from openai/clip-vit-large-patch14's safetensors: unclip.clip_image_encoder), so "
+                  "only this repository's scheduler configs are read and no pickle is opened.",
         ),
         Entry(
             key="sdxl-vae-fp16-fix",

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TWIN_VERSION = 8  # bump when a builder changes, so cached twins are rebuilt
+TWIN_VERSION = 9  # bump when a builder changes, so cached twins are rebuilt
 SEED = 0
 
 # ----------------------------------------------------------------------------------------------- tokenizer
@@ -925,14 +925,17 @@ def karlo_v1_alpha():
 
 def karlo_v1_alpha_image_variations():
     """The variations repository as diffusers built it: Karlo's parts (same weights) + CLIP ViT-L/14's vision tower
-    with projection and a default CLIPImageProcessor (224 px)."""
+    with projection (here: the CLIP ViT-L/14 twin's, weight for weight, as the published one is openai's) and a
+    default CLIPImageProcessor (224 px)."""
     from diffusers import UnCLIPImageVariationPipeline
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-    _seeded(SEED + 56)
-    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=224,
-        patch_size=14, projection_dim=KARLO_EMBED)).eval()
+    from .unclip import vision_config
+
+    clip = clip_vit_large_patch14().model
+    image_encoder = CLIPVisionModelWithProjection(vision_config(clip.config)).eval()
+    image_encoder.vision_model.load_state_dict(clip.vision_model.state_dict())
+    image_encoder.visual_projection.load_state_dict(clip.visual_projection.state_dict())
     return UnCLIPImageVariationPipeline(image_encoder=image_encoder, feature_extractor=CLIPImageProcessor(),
                                         **_karlo_parts())
 

@@ -9,6 +9,8 @@ call; these helpers only let a notebook look at what passes between the hops:
   and the caption's text embedding (read at the decoder's text_proj, where the two meet: Karlo's published
   behaviour, diffusers ``UnCLIPTextProjModel.forward``);
 * ``image_embeddings(var_pipe, images)``: CLIP image embeddings of pictures, as the variations pipeline makes them;
+* ``clip_image_encoder(ref)``: the variations pipeline's image encoder and processor, read from a CLIP checkpoint
+  (``openai/clip-vit-large-patch14``'s safetensors) instead of the variations repository's pickles;
 * ``cosine`` and ``slerp`` (spherical interpolation: CLIP embeddings are compared by angle, so an interpolation
   follows the sphere, as in the DALL·E 2 paper's interpolations).
 """
@@ -47,6 +49,43 @@ def image_embeddings(var_pipe, images):
     param = next(encoder.parameters())
     with torch.no_grad():
         return encoder(pixels.to(param.device, param.dtype)).image_embeds.float().cpu()
+
+
+def vision_config(whole):
+    """The config of a whole CLIP's vision tower with projection: the vision sub-config, with the projection width
+    of the whole model (a sub-config may carry the class default, 512, instead)."""
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(**{**whole.vision_config.to_dict(), "projection_dim": whole.projection_dim})
+
+
+def clip_image_encoder(ref="openai/clip-vit-large-patch14", dtype: str = "float32"):
+    """CLIP's vision tower with its projection (``CLIPVisionModelWithProjection``) and CLIP's image processor,
+    read from a whole-CLIP checkpoint (the text tower's weights in the file are left unread).
+
+    This is what diffusers put into ``kakaobrain/karlo-v1-alpha-image-variations``: its conversion script
+    (``convert_unclip_txt2img_to_image_variation.py``) took openai/clip-vit-large-patch14's vision tower with
+    projection and a default ``CLIPImageProcessor`` (224 px, CLIP's mean and std, as openai's own processor). That
+    repository keeps them as pickles only, openai's as safetensors: same weights, no pickle opened. The projection
+    width is the whole model's ``projection_dim`` (768 for ViT-L/14), which the vision sub-config may not carry."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPVisionModelWithProjection
+    from transformers.utils import logging
+
+    from .weights import resolve
+
+    folder = resolve(ref).path
+    config = vision_config(CLIPConfig.from_pretrained(folder))
+    quiet = logging.get_verbosity()
+    logging.set_verbosity_error()  # the text tower's weights are expected leftovers, not a loading problem
+    try:
+        encoder = CLIPVisionModelWithProjection.from_pretrained(folder, config=config, dtype=getattr(torch, dtype))
+    finally:
+        logging.set_verbosity(quiet)
+    count = sum(p.numel() for p in encoder.parameters())
+    print(f"image encoder: the vision tower of {ref} with its projection ({count:,} parameters, "
+          f"{config.projection_dim}-wide embeddings, {dtype})")
+    return encoder.eval(), CLIPImageProcessor.from_pretrained(folder)
 
 
 def cosine(a, b) -> list[float]:

@@ -127,14 +127,28 @@ def pickle_message(ref: str, parts: list[str]) -> str:
             f"weights-only unpickler.")
 
 
-def check_weights(folder: Path, allow_pickle: bool = False, ref: str | None = None) -> None:
-    """Refuse a folder where any component's weights are only pickles (they can run code when loaded) unless
-    allowed."""
+def pickled_parts(files, index: dict | None, only=None, aliases: dict | None = None) -> list[str]:
+    """The components that would be read from pickles: of a listing's ``files`` (relative paths), those the
+    loading class reads (``only``; None: all that ``model_index.json`` names, or the top folder of a single model)
+    whose weights are all pickles. A component the caller passes in is never read, so its files do not count."""
+    listing = names_by_folder(files)
+    for part, folder in (aliases or {}).items():  # shap-e's renderer keeps its safetensors in renderer/
+        listing[part] = listing.get(part, []) + listing.get(folder, [])
+    parts = {""} if index is None else {k for k, v in index.items() if isinstance(v, list) and len(v) == 2
+                                        and v[0] is not None and (only is None or k in only)}
+    return pickle_only_parts({f: n for f, n in listing.items() if f in parts})
+
+
+def check_weights(folder: Path, allow_pickle: bool = False, ref: str | None = None, only=None,
+                  aliases: dict | None = None) -> None:
+    """Refuse a folder where a component that will be read (``only``; None: all) has pickle weights only (they
+    can run code when loaded) unless allowed."""
     if allow_pickle or not folder.is_dir():
         return
-    files = (f.relative_to(folder).as_posix() for pattern in ("*", "*/*") for f in folder.glob(pattern) if f.is_file())
-    parts = pickle_only_parts(names_by_folder(files))
-    if parts:
+    files = [f.relative_to(folder).as_posix() for pattern in ("*", "*/*") for f in folder.glob(pattern) if f.is_file()]
+    index_file = folder / "model_index.json"
+    index = json.loads(index_file.read_text()) if index_file.is_file() else None
+    if parts := pickled_parts(files, index, only, aliases):
         raise ValueError(pickle_message(ref or str(folder), parts))
 
 
@@ -393,14 +407,8 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, alia
             raise
         except EntryNotFoundError:
             index = None
-    if not allow_pickle:  # before downloading anything: say which parts are pickles and how to opt in
-        listing = names_by_folder(files)
-        for part, folder in (aliases or {}).items():  # shap-e's renderer keeps its safetensors in renderer/
-            listing[part] = listing.get(part, []) + listing.get(folder, [])
-        parts = {""} if index is None else {k for k, v in index.items() if isinstance(v, list) and len(v) == 2
-                                            and v[0] is not None and (only is None or k in only)}
-        if pickled := pickle_only_parts({f: n for f, n in listing.items() if f in parts}):
-            raise ValueError(pickle_message(repo, pickled))
+    if not allow_pickle and (pickled := pickled_parts(files, index, only, aliases)):  # before any download
+        raise ValueError(pickle_message(repo, pickled))
     wanted = select_files(files, index, variant, allow_pickle, only, aliases)
     try:
         return Path(snapshot_download(repo, allow_patterns=wanted, token=token, local_files_only=offline()))
@@ -433,13 +441,14 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
     kind = kind_of(ref)
     ref = str(ref)
     entry = catalog.find(ref)
+    aliases = entry.component_folders if entry else None
     if kind == "tiny":
         path = _TWINS["build"](ref[5:])
-        check_weights(path, allow_pickle, ref)
+        check_weights(path, allow_pickle, ref, only, aliases)
         return Resolved(ref, path, "tiny", entry)
     if kind == "path":
         path = Path(ref).expanduser().resolve()
-        check_weights(path, allow_pickle)
+        check_weights(path, allow_pickle, None, only, aliases)
         return Resolved(ref, path, "path", entry)
     if kind == "kaggle":
         handle = kaggle_handle(ref)
@@ -449,22 +458,22 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
             raise WeightsNotFound(not_found_message(ref, None, entry, f"kagglehub failed: {e}")) from e
         if path is None:
             raise WeightsNotFound(not_found_message(ref, None, entry, "kagglehub is not installed"))
-        check_weights(path, allow_pickle)
+        check_weights(path, allow_pickle, None, only, aliases)
         return Resolved(ref, path, "kagglehub", entry)
 
     repo = entry.repo if entry else ref
     if (path := from_kaggle_input(repo)) is not None:
-        check_weights(path, allow_pickle)
+        check_weights(path, allow_pickle, None, only, aliases)
         return Resolved(ref, path, "kaggle-input", entry)
     if entry and entry.kaggle_handle:
         try:
             if (path := from_kagglehub(entry.kaggle_handle)) is not None:
-                check_weights(path, allow_pickle)
+                check_weights(path, allow_pickle, None, only, aliases)
                 return Resolved(ref, path, "kagglehub", entry)
         except Exception:  # fall through to the hub; the final error lists every route
             pass
     try:
-        path = from_hub(repo, variant, allow_pickle, only, entry.component_folders if entry else None)
+        path = from_hub(repo, variant, allow_pickle, only, aliases)
     except (GatedModel, HubUnreachable):
         raise
     except ValueError as e:
@@ -474,5 +483,5 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
     except Exception as e:
         reason = type(e).__name__ if offline() else f"{type(e).__name__}: {e}".splitlines()[0]
         raise WeightsNotFound(not_found_message(ref, repo, entry, f"not in the hub cache ({reason})")) from e
-    check_weights(path, allow_pickle)
+    check_weights(path, allow_pickle, None, only, aliases)
     return Resolved(ref, path, "hf-hub", entry)

@@ -162,21 +162,35 @@ def test_the_published_trees_are_the_reference_data():
     if shared.is_file():
         assert json.loads(shared.read_text())["repos"] == TREES
     assert fnmatch.fnmatch("unet/diffusion_pytorch_model.fp16.safetensors", "unet/*.fp16.safetensors")
-    for repo, added in ADDITIONS.items():  # additions only where the shared notes call the files likely
-        assert "likely" in TREES[repo]["notes"] and not set(added["files"]) & {f["path"] for f in TREES[repo]["files"]}
+    for repo, added in ADDITIONS.items():  # additions only, each with its evidence (hub_trees.md, 'Our additions')
+        assert added["why"] and not set(added["files"]) & {f["path"] for f in TREES[repo]["files"]}
     assert not set(NEW_REPOS) & set(TREES)  # new repositories only, never a second version of a shared one
     assert all(t["why"] for t in NEW_REPOS.values())
 
 
-def test_karlo_variations_downloads_only_its_image_encoder_beside_a_loaded_karlo(online):
-    """The notebook hands Karlo's components to the variations pipeline: only the image encoder and its
-    processor come from the variations repository (diffusers built it from karlo-v1-alpha's parts)."""
-    karlo = genhelpers.load("kakaobrain/karlo-v1-alpha", CPU, memory=None, quiet=True, allow_pickle=True)
+def test_karlo_and_its_variations_open_no_pickle(online):
+    """Karlo's repository keeps every part as .bin and .safetensors: only the safetensors are fetched, with no
+    opt-in. The variations repository has pickles only; the notebook hands it Karlo's parts and CLIP ViT-L/14's
+    vision tower read from openai's safetensors (unclip.clip_image_encoder), so only its model index and scheduler
+    configs are fetched from it, again with no opt-in."""
+    from genhelpers import unclip
+
+    karlo = genhelpers.load("kakaobrain/karlo-v1-alpha", CPU, memory=None, quiet=True)
+    got = fetched(online)
+    assert "prior/diffusion_pytorch_model.safetensors" in got and not any(n.endswith(".bin") for n in got), got
     online.requests.clear()
+    encoder, processor = unclip.clip_image_encoder("openai/clip-vit-large-patch14")
+    got = fetched(online)
+    assert "model.safetensors" in got and not any(n.endswith(".bin") for n in got), got
+    online.requests.clear()
+    with pytest.raises(ValueError, match="image_encoder publishes pickle weights only"):  # without the CLIP tower
+        genhelpers.load("kakaobrain/karlo-v1-alpha-image-variations", CPU, memory=None, quiet=True,
+                        **{n: getattr(karlo, n) for n in ("decoder", "text_proj", "super_res_first", "super_res_last",
+                                                          "text_encoder", "tokenizer")})
     shared = {n: getattr(karlo, n) for n in ("decoder", "text_proj", "super_res_first", "super_res_last",
                                              "text_encoder", "tokenizer")}
     var = genhelpers.load("kakaobrain/karlo-v1-alpha-image-variations", CPU, memory=None, quiet=True,
-                          allow_pickle=True, **shared)
-    assert {f.split("/")[0] for f in fetched(online)} == {"model_index.json", "image_encoder", "feature_extractor",
-                                                        "decoder_scheduler", "super_res_scheduler"}
-    assert var.decoder is karlo.decoder and var.text_proj is karlo.text_proj
+                          image_encoder=encoder, feature_extractor=processor, **shared)
+    assert {f.split("/")[0] for f in fetched(online)} == {"model_index.json", "decoder_scheduler",
+                                                        "super_res_scheduler"}
+    assert var.decoder is karlo.decoder and var.image_encoder is encoder

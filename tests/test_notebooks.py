@@ -924,7 +924,7 @@ def test_motion_retrieval_evaluates_a_humanml3d_folder(tmp_path):
 # The notebooks of issues 17 and 19: each bad input stops, through papermill, in the named cell with the named error
 # — before any model loads or any training starts — and leaves no files behind.
 BAD_INPUTS = [
-    ("unclip", {"allow_pickle": False}, "ValueError", "pickle weights only", "genhelpers.load("),
+    ("unclip", {"clip_model": "tiny:clip-vit-l"}, "ParameterError", "no tiny twin by that name", "genhelpers.check("),
     ("unclip", {"prior_steps": 1}, "ParameterError",
      "prior_steps=1 must be a whole number from 2 to 1000", "genhelpers.check("),
     ("unclip", {"interpolation_steps": 1}, "ParameterError",

@@ -36,7 +36,7 @@ PIPELINES = {
     "sd-x4-upscaler": ("tiny:sd-x4-upscaler", None, {}, 1),
     "modelscope-t2v": ("tiny:modelscope-t2v", None, {}, 16),
     "cogvideox-2b": ("tiny:cogvideox-2b", None, {}, 49),
-    "karlo-v1-alpha": ("tiny:karlo-v1-alpha", None, {"allow_pickle": True}, 1),
+    "karlo-v1-alpha": ("tiny:karlo-v1-alpha", None, {}, 1),
     "karlo-v1-alpha-image-variations": ("tiny:karlo-v1-alpha-image-variations", None, {"allow_pickle": True}, 1),
 }
 # catalog pipelines covered by another row: same class and parts

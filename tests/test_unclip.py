@@ -19,8 +19,8 @@ KW = dict(prior_num_inference_steps=2, decoder_num_inference_steps=2, super_res_
 @pytest.fixture(scope="module")
 def karlo(twins):
     rt = genhelpers.runtime(threads=2)
-    pipe = genhelpers.load("tiny:karlo-v1-alpha", rt, allow_pickle=True, quiet=True)
-    var = genhelpers.load("tiny:karlo-v1-alpha-image-variations", rt, allow_pickle=True, quiet=True)
+    pipe = genhelpers.load("tiny:karlo-v1-alpha", rt, quiet=True)  # safetensors, as published
+    var = genhelpers.load("tiny:karlo-v1-alpha-image-variations", rt, allow_pickle=True, quiet=True)  # pickles
     return pipe, var
 
 
@@ -34,7 +34,7 @@ def test_published_layout_names_the_old_module_and_plain_diffusers_cannot_load_i
     folder = twins["karlo-v1-alpha"]
     assert json.loads((folder / "model_index.json").read_text())["text_proj"] == ["unclip", "UnCLIPTextProjModel"]
     code = ("import diffusers, sys\n"
-            f"try:\n    diffusers.UnCLIPPipeline.from_pretrained({str(folder)!r}, use_safetensors=False)\n"
+            f"try:\n    diffusers.UnCLIPPipeline.from_pretrained({str(folder)!r})\n"
             "except ValueError as e:\n    print('REFUSED', e)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "REFUSED unclip is not one of the libraries" in done.stdout, done.stdout + done.stderr[-2000:]
@@ -61,6 +61,48 @@ def test_full_size_counts_from_the_recorded_configs():
     assert var["image_encoder"] == 303_179_776 + 1024 * 768
     assert {k: v for k, v in var.items() if k != "image_encoder"} == {k: v for k, v in counts.items() if k != "prior"}
     assert genhelpers.catalog.ENTRIES["karlo-v1-alpha"].params == counts
+
+
+def test_the_image_encoder_comes_from_clip_as_diffusers_built_the_variations_repository(karlo, twins):
+    """clip_image_encoder reads CLIP ViT-L/14's vision tower with projection out of a whole-CLIP checkpoint. At
+    published size (meta device, the recorded CLIPModel config) it is the variations repository's image encoder,
+    projection 768 wide (the vision sub-config says 512: the whole model's width is the one that counts). On the
+    twins, the variations repository's encoder is the CLIP twin's tower weight for weight, as the published one is
+    openai's, so both give the same embeddings."""
+    from transformers import CLIPConfig, CLIPVisionModelWithProjection
+
+    whole = CLIPConfig.from_dict(published.configs("clip-vit-large-patch14")["clip"])
+    assert (whole.projection_dim, whole.vision_config.projection_dim) == (768, 512)
+    with torch.device("meta"):
+        tower = CLIPVisionModelWithProjection(unclip.vision_config(whole))
+    assert sum(p.numel() for p in tower.parameters()) == published.count("karlo-v1-alpha-image-variations",
+                                                                         "image_encoder") == 303_966_208
+    encoder, processor = unclip.clip_image_encoder("tiny:clip-vit-large-patch14")
+    _, var = karlo
+    pixels = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        ours, published_one = encoder(pixel_values=pixels), var.image_encoder(pixel_values=pixels)
+    assert torch.equal(ours.image_embeds, published_one.image_embeds)
+    theirs = var.feature_extractor
+    assert (processor.crop_size, processor.image_mean, processor.image_std) == (theirs.crop_size, theirs.image_mean,
+                                                                              theirs.image_std)
+
+
+def test_the_notebook_route_opens_no_pickle(karlo):
+    """Every weighted part handed in: the variations twin (pickles, as published) is read for its scheduler
+    settings only, so no opt-in is needed, and the pipeline paints from the CLIP tower it was given."""
+    pipe, _ = karlo
+    encoder, processor = unclip.clip_image_encoder("tiny:clip-vit-large-patch14")
+    with pytest.raises(ValueError, match="image_encoder, .* publish pickle weights only"):
+        genhelpers.load("tiny:karlo-v1-alpha-image-variations", memory=None, quiet=True, decoder=pipe.decoder)
+    var = genhelpers.load("tiny:karlo-v1-alpha-image-variations", memory=None, quiet=True, decoder=pipe.decoder,
+                          text_proj=pipe.text_proj, super_res_first=pipe.super_res_first,
+                          super_res_last=pipe.super_res_last, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                          image_encoder=encoder, feature_extractor=processor)
+    assert var.image_encoder is encoder and var.decoder is pipe.decoder
+    picture = var(image=Image.new("RGB", (64, 64), (220, 30, 30)), generator=g(), decoder_num_inference_steps=2,
+                  super_res_num_inference_steps=2).images[0]
+    assert picture.size == (64, 64)
 
 
 def test_every_conditioning_input_changes_the_picture(karlo):

@@ -77,7 +77,7 @@ def test_the_xclip_twin_sees_the_clip_and_the_captions(twins):
     import genhelpers
     from genhelpers import tuneavideo
 
-    model = genhelpers.load("tiny:xclip-base-patch32", genhelpers.runtime(threads=2), allow_pickle=True, quiet=True)
+    model = genhelpers.load("tiny:xclip-base-patch32", genhelpers.runtime(threads=2), quiet=True)
     processor = XCLIPProcessor.from_pretrained(twins["xclip-base-patch32"])
     frames = tuneavideo.demo_clip(8, 96)
 

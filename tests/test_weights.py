@@ -86,9 +86,16 @@ def test_one_pickle_only_component_is_named(tmp_path):
         (folder / comp).mkdir(parents=True)
         (folder / comp / "config.json").write_text("{}")
         (folder / comp / name).write_bytes(b"0")
-    (folder / "model_index.json").write_text("{}")
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline",
+                                                         "unet": ["diffusers", "UNet2DConditionModel"],
+                                                         "vae": ["diffusers", "AutoencoderKL"]}))
     with pytest.raises(ValueError, match=r"pipe: unet publishes pickle weights only"):
         resolve(str(folder))
+    # a component the caller passes in is never read from the folder: its pickles do not count (Karlo's image
+    # variations: every part but the schedulers comes from elsewhere)
+    assert resolve(str(folder), only={"vae"}).path == folder.resolve()
+    with pytest.raises(ValueError, match=r"pipe: unet publishes pickle weights only"):
+        resolve(str(folder), only={"unet", "vae"})
 
 
 def test_kaggle_dataset_named_after_the_repository(kaggle_input):

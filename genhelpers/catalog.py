@@ -186,6 +186,7 @@ ENTRIES = {
             paper="https://arxiv.org/abs/2311.16933",
             params={"controlnet": 496_730_880},
             params_exact=False,
+            variants=("fp16",),  # the hub's pages show diffusion_pytorch_model.fp16.safetensors beside it
         ),
         Entry(
             key="sparsectrl-scribble",
@@ -198,6 +199,7 @@ ENTRIES = {
             paper="https://arxiv.org/abs/2311.16933",
             params={"controlnet": 497_802_784},
             params_exact=False,
+            variants=("fp16",),  # the hub's pages show diffusion_pytorch_model.fp16.safetensors beside it
         ),
         Entry(
             key="svd",

@@ -269,6 +269,9 @@ ENTRIES = {
             params_exact=False,
             activations_gib_per_mp=2.3,
             defaults={"steps": 28, "guidance": 4.0, "height": 960, "width": 640},
+            pickle_only=True,
+            notes="Published as float16 pickles (.bin) in every weighted folder (the hub's pages; "
+                  "tests/reference/hub_trees.md): loading it is an explicit opt-in. v1.2 is safetensors.",
         ),
         Entry(
             key="mvdream",

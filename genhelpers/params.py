@@ -450,6 +450,20 @@ def _cascade_in_order(p):
                                         f"256 px image (set stage_3=None to stop at 64 px)")
 
 
+def _pickles_need_the_opt_in(p):
+    """A model the catalog knows as pickle-only, in a notebook that has the allow_pickle switch: refused here,
+    before anything is imported or written, rather than by the loader later."""
+    if p["allow_pickle"] is True:
+        return
+    from . import catalog
+
+    for name, v in p.items():
+        if RULES.get(name) in (model_ref, optional_model_ref) and isinstance(v, str):
+            entry = catalog.find(v)
+            if entry is not None and entry.pickle_only:
+                raise ParameterError("allow_pickle", weights.pickle_message(f"{name}={v!r}", ["."]))
+
+
 # rules that relate two parameters, applied after each parameter passed its own rule
 CROSS = [
     (("conditioning_frames", "frames"), _indices_in_clip),
@@ -459,6 +473,7 @@ CROSS = [
     (("sweep_model", "models"), _sweep_model_is_compared),
     (("stage_3", "stage_2"), _cascade_in_order),
     (("seen_digits",), _some_digits_unseen),
+    (("allow_pickle",), _pickles_need_the_opt_in),
 ]
 
 

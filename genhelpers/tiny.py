@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-TWIN_VERSION = 10  # bump when a builder changes, so cached twins are rebuilt
+TWIN_VERSION = 11  # bump when a builder changes, so cached twins are rebuilt
 SEED = 0
 
 # ----------------------------------------------------------------------------------------------- tokenizer

@@ -23,10 +23,15 @@ ALIASES = {e.repo: {v: k for k, v in e.component_folders.items()} for e in catal
 CPU = Runtime("local", (), "float32")
 
 
+def served_files(repo: str, tree: dict) -> list[str]:
+    """The shared listing's files, with our evidence-backed replacements and additions (hub_tree_additions.json)."""
+    ours = ADDITIONS.get(repo, {})
+    return [ours.get("replace", {}).get(f["path"], f["path"]) for f in tree["files"]] + ours.get("files", [])
+
+
 @pytest.fixture(scope="module")
 def hub(twins):
-    repos = {r: {"files": [f["path"] for f in t["files"]] + ADDITIONS.get(r, {}).get("files", []),
-                 "gated": t.get("gated") is True} for r, t in SERVED.items()}
+    repos = {r: {"files": served_files(r, t), "gated": t.get("gated") is True} for r, t in SERVED.items()}
     twin_of = {e.repo: twins[k] for k, e in catalog.ENTRIES.items() if k in twins}
     with Hub(repos, twin_of, ALIASES, tokens={"hf_granted"}) as h:
         yield h
@@ -162,8 +167,10 @@ def test_the_published_trees_are_the_reference_data():
     if shared.is_file():
         assert json.loads(shared.read_text())["repos"] == TREES
     assert fnmatch.fnmatch("unet/diffusion_pytorch_model.fp16.safetensors", "unet/*.fp16.safetensors")
-    for repo, added in ADDITIONS.items():  # additions only, each with its evidence (hub_trees.md, 'Our additions')
-        assert added["why"] and not set(added["files"]) & {f["path"] for f in TREES[repo]["files"]}
+    for repo, ours in ADDITIONS.items():  # each change with its evidence (hub_trees.md, 'Our additions')
+        shared = {f["path"] for f in TREES[repo]["files"]}
+        assert ours["why"] and not set(ours.get("files", [])) & shared
+        assert set(ours.get("replace", {})) <= shared  # a replacement names a file the shared listing has
     assert not set(NEW_REPOS) & set(TREES)  # new repositories only, never a second version of a shared one
     assert all(t["why"] for t in NEW_REPOS.values())
 

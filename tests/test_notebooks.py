@@ -466,7 +466,8 @@ def test_zero123plus_six_views_with_cameras(zero123_run):
 
 
 def test_zero123plus_v11_with_depth_controlnet(tmp_path):
-    params = {**PROFILES["zero123plus"]["smoke"], "model": "tiny:zero123plus-v1.1", "controlnet": True}
+    params = {**PROFILES["zero123plus"]["smoke"], "model": "tiny:zero123plus-v1.1", "controlnet": True,
+              "allow_pickle": True}  # v1.1 is published as pickles
     result = run_notebook(NOTEBOOKS / "zero123plus.ipynb", params, tmp_path)
     assert result["status"] == "passed", result.get("error")
     side = json.loads((tmp_path / "zero123plus" / "view_000.json").read_text())
@@ -664,7 +665,8 @@ def test_text_to_video_cogvideox_and_zeroscope_twins(tmp_path):
 
 
 @pytest.mark.parametrize("override, ename, evalue, stops_at", [
-    ({"model": "tiny:zeroscope-v2-576w"}, "ValueError", "pickle weights only", "genhelpers.load("),
+    ({"model": "tiny:zeroscope-v2-576w"}, "ParameterError", "model='tiny:zeroscope-v2-576w': the repository "
+     "publishes pickle weights only", "genhelpers.check("),
     ({"model": "tiny:cogvideox-2b", "frames": 13}, "ParameterError", "frames=13 does not suit CogVideoX",
      "check_text_to_video("),
     ({"model": "tiny:cogvideox-2b", "frames": 9, "height": 72}, "ParameterError", "height=72 must be a multiple of 16",
@@ -921,10 +923,12 @@ def test_motion_retrieval_evaluates_a_humanml3d_folder(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- bad inputs
-# The notebooks of issues 17 and 19: each bad input stops, through papermill, in the named cell with the named error
-# — before any model loads or any training starts — and leaves no files behind.
+# The notebooks of issues 17 and 19, and Zero123++ v1.1's pickles: each bad input stops, through papermill, in the
+# named cell with the named error — before any model loads or any training starts — and leaves no files behind.
 BAD_INPUTS = [
     ("unclip", {"clip_model": "tiny:clip-vit-l"}, "ParameterError", "no tiny twin by that name", "genhelpers.check("),
+    ("zero123plus", {"model": "tiny:zero123plus-v1.1"}, "ParameterError",
+     "model='tiny:zero123plus-v1.1': the repository publishes pickle weights only", "genhelpers.check("),
     ("unclip", {"prior_steps": 1}, "ParameterError",
      "prior_steps=1 must be a whole number from 2 to 1000", "genhelpers.check("),
     ("unclip", {"interpolation_steps": 1}, "ParameterError",

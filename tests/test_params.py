@@ -94,3 +94,16 @@ def test_shap_e_frame_size(value, message):
     with pytest.raises(ParameterError, match=f"frame_size={value} is not supported.*{message}"):
         check(frame_size=value)
     check(frame_size=256)
+
+
+def test_a_pickle_only_model_asks_for_the_opt_in_before_anything_loads():
+    """Where a notebook has the allow_pickle switch, a model the catalog knows as pickle-only is refused by the
+    inputs check (named parameter, the fix in the message), whether named by hub id or by its twin."""
+    for model in ("sudo-ai/zero123plus-v1.1", "tiny:zero123plus-v1.1", "cerspense/zeroscope_v2_576w"):
+        with pytest.raises(ParameterError, match=r"repository publishes pickle weights only.*allow_pickle=True") as e:
+            check(model=model, allow_pickle=False)
+        assert e.value.parameter == "allow_pickle"
+        assert check(model=model, allow_pickle=True)["allow_pickle"] is True
+    assert check(model="sudo-ai/zero123plus-v1.2", allow_pickle=False)  # safetensors: nothing to allow
+    assert check(model="kakaobrain/karlo-v1-alpha", allow_pickle=False)  # safetensors beside its pickles
+    assert check(model="sudo-ai/zero123plus-v1.1")  # no switch in the notebook: the loader's own check decides

@@ -119,11 +119,11 @@ def test_wrong_folder_layout_names_the_missing_component(twins, tmp_path, cpu_ru
 
 def test_depth_controlnet_changes_the_views(twins, cpu_runtime):
     cn = genhelpers.load("tiny:controlnet-zp11-depth", cpu_runtime, memory=None, quiet=True)
-    p = genhelpers.load("tiny:zero123plus-v1.1", cpu_runtime, quiet=True, controlnet=cn)
+    p = genhelpers.load("tiny:zero123plus-v1.1", cpu_runtime, quiet=True, allow_pickle=True, controlnet=cn)
     p.set_progress_bar_config(disable=True)
     ball = z.load_condition(None)
     with_depth = run(p, ball, depth_image=z.demo_depth())
     assert with_depth.shape == (1, 960, 640, 3) and not np.allclose(with_depth, run(p, ball))
-    plain = genhelpers.load("tiny:zero123plus-v1.1", cpu_runtime, quiet=True)
+    plain = genhelpers.load("tiny:zero123plus-v1.1", cpu_runtime, quiet=True, allow_pickle=True)
     with pytest.raises(ValueError, match="depth_image needs the depth ControlNet"):
         plain(ball, num_inference_steps=1, depth_image=z.demo_depth())

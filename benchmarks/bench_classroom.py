@@ -46,7 +46,7 @@ def main():
             **json.loads((folder / "lowest_aesthetic_000.json").read_text())["generation"]}
         r = run_notebook(NOTEBOOKS / "video_clip.ipynb", {"xclip_model": "tiny:xclip-base-patch32",
                                                           "clip_model": "tiny:clip-vit-large-patch14",
-                                                          "allow_pickle": True, "widgets": False}, tmp)
+                                                          "widgets": False}, tmp)
         side = json.loads((Path(tmp) / "video_clip" / "alpha_curve_000.json").read_text())
         out["video_clip"] = {"status": r["status"], "notebook_s": r["duration_s"],
                              "clip_steps": side["parameters"]["clip_steps"],

@@ -222,7 +222,7 @@ def text_to_video(key, denoiser):
 # job: (builder, catalog refs for the planner, size (px or (h, w)), steps, frames)
 def karlo(rt, plan):
     parts = ("prior", "decoder", "text_proj", "super_res_first", "super_res_last", "text_encoder")
-    pipe = genhelpers.load("tiny:karlo-v1-alpha", rt, memory=plan, quiet=True, dtype=DTYPE, allow_pickle=True,
+    pipe = genhelpers.load("tiny:karlo-v1-alpha", rt, memory=plan, quiet=True, dtype=DTYPE,
                            **{c: full("karlo-v1-alpha", c) for c in parts})
 
     def call(size, steps):  # the notebook's defaults: 25 prior, 25 decoder, 7 super-resolution steps
@@ -462,7 +462,7 @@ def xclip_job() -> dict:
     one clip of 8 frames of 224² against 10 captions of 16 tokens."""
     rt = detect()
     device = "cuda" if rt.gpus else "cpu"
-    model = (genhelpers.load("tiny:xclip-base-patch32", rt, memory=None, quiet=True, allow_pickle=True) if DRY
+    model = (genhelpers.load("tiny:xclip-base-patch32", rt, memory=None, quiet=True) if DRY
              else full("xclip-base-patch32", "xclip")).to(device)
     side = model.config.vision_config.image_size
     frames, captions = 8, 10

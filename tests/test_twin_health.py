@@ -63,7 +63,8 @@ def test_the_depth_image_changes_zero123plus_output(twins, cpu_runtime):
     import genhelpers
 
     control = genhelpers.load("tiny:controlnet-zp11-depth", cpu_runtime, memory=None, quiet=True)
-    pipe = genhelpers.load("tiny:zero123plus-v1.1", cpu_runtime, memory=None, quiet=True, controlnet=control)
+    pipe = genhelpers.load("tiny:zero123plus-v1.1", cpu_runtime, memory=None, quiet=True, allow_pickle=True,
+                           controlnet=control)
     picture = Image.new("RGB", (320, 320), (200, 100, 50))
 
     def run(depth):

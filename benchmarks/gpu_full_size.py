@@ -489,7 +489,7 @@ def recaptioning_job() -> dict:
         captioner = _florence_base(rt, device)
         clip = (genhelpers.load("tiny:clip-vit-large-patch14", rt, memory=None, quiet=True) if DRY
                 else full("clip-vit-large-patch14", "clip")).to(device)
-        pipe, call = sd("sd15")(rt, plan)
+        _, call = sd("sd15")(rt, plan)
         side = 64 if DRY else 512
 
         def score():

@@ -27,12 +27,13 @@ WORKERS ?= 2
 run: setup  ## every notebook, smoke profile, CPU, $(WORKERS) at a time; outputs + report.html in outputs/smoke/
 	$(RUN_ENV) $(VENV)/bin/genhelpers run --profile smoke --workers $(WORKERS) --force --out outputs/smoke
 
-test: setup  ## the whole test suite
+test: setup  ## the import contracts (CONTRIBUTING.md), then the whole test suite
+	$(VENV)/bin/lint-imports --no-logo
 	$(RUN_ENV) $(PY) -m pytest -q
 
-lint: setup
-	$(PIP) ruff
+lint: setup  ## style and the import contracts
 	$(VENV)/bin/ruff check genhelpers tests benchmarks tools
+	$(VENV)/bin/lint-imports --no-logo
 
 bench: setup  ## timings and classroom quality written to benchmarks/results.json
 	$(RUN_ENV) $(PY) benchmarks/bench_smoke.py

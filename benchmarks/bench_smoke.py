@@ -57,14 +57,14 @@ def load_overhead(n: int) -> dict:
     import transformers
 
     import genhelpers
-    from genhelpers import tiny
-    from genhelpers.runtime import detect
+    from genhelpers.platform.runtime import detect
+    from genhelpers.twins import registry
 
     diffusers.utils.logging.disable_progress_bar()
     transformers.logging.disable_progress_bar()
     torch.set_num_threads(2)
     rt = detect(threads=2)
-    folder = tiny.build("sdxl-base")
+    folder = registry.build("sdxl-base")
     genhelpers.load("tiny:sdxl-base", rt, quiet=True)  # warm imports and file cache for both
     diffusers.DiffusionPipeline.from_pretrained(folder)
     ours, bare = [], []
@@ -86,8 +86,8 @@ def main():
     ap.add_argument("--loads", type=int, default=15)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
     a = ap.parse_args()
-    from genhelpers.media import versions
-    from genhelpers.runtime import detect
+    from genhelpers.outputs.media import versions
+    from genhelpers.platform.runtime import detect
 
     print("smoke tier …")
     smoke = {f"workers_{w}": smoke_tier(a.runs, w) for w in a.workers}

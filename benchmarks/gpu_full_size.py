@@ -2,7 +2,7 @@
 
 Random weights cost the same memory and time as the published ones, so one GPU machine (no hub needed) tells
 what a T4 user will meet. For each job of the collection this builds every model component at its published size
-from ``genhelpers/configs`` (float16, straight on the GPU), joins it to the tiny twin's pipeline folder (tokenizers,
+from ``genhelpers/hub/configs`` (float16, straight on the GPU), joins it to the tiny twin's pipeline folder (tokenizers,
 scheduler: the same loader call a notebook makes, with the full-size components passed in), and runs the job at
 the notebook's defaults:
 
@@ -28,8 +28,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import genhelpers  # noqa: E402
-from genhelpers import catalog, loader, machines, memory, published  # noqa: E402
-from genhelpers.runtime import GIB, detect  # noqa: E402
+from genhelpers.hub import catalog, loader, memory, published
+from genhelpers.platform import machines  # noqa: E402
+from genhelpers.platform.runtime import GIB, detect  # noqa: E402
 
 DRY = "--dry" in sys.argv
 T4 = machines.runtime_for("T4")
@@ -352,7 +353,7 @@ def tune_a_video() -> dict:
     checkpointing under a T4's memory."""
     from diffusers import DDIMScheduler
 
-    from genhelpers import tuneavideo as tav
+    from genhelpers.models import tuneavideo as tav
 
     rt = detect()
     plan = memory.named("gpu" if rt.gpus else "cpu", rt)
@@ -411,11 +412,12 @@ def _measured(fn, rt):
 def dvae_job() -> dict:
     """DALL·E's dVAE at its published size (random weights; the package's classes compute in float16 on a GPU,
     weights in float32): encode + decode the notebook's four pictures of 256²."""
-    from genhelpers import dvae
+    from genhelpers.models import dvae
+    from genhelpers.twins.dvae import TWIN_SIZE
 
     rt = detect()
     device = "cuda" if rt.gpus else "cpu"
-    settings = dvae.TWIN_SIZE if DRY else dvae.FULL_SIZE
+    settings = TWIN_SIZE if DRY else dvae.FULL_SIZE
     encoder, decoder = (dvae.build(p, settings[p], device=device).eval() for p in dvae.PARTS)
     side, n = (64, 4) if DRY else (256, 4)
     x = torch.rand(n, 3, side, side, device=device) * 0.8 + 0.1

@@ -28,15 +28,17 @@ _logging.getLogger("transformers.utils.import_utils").addFilter(_DropNotice("req
 # diffusers: moving a model with .to() while *no* module needs to stay in float32 (an empty list) is harmless.
 _logging.getLogger("diffusers.models.modeling_utils").addFilter(_DropNotice("should be kept in float32: []."))
 
-from . import tiny as _tiny  # noqa: E402,F401  (registers how tiny: references resolve; imports only the stdlib)
-from .compat import check_motion  # noqa: E402  (none of these import torch or diffusers at import time)
-from .images import key_frames, load_image  # noqa: E402
-from .loader import load, plan, retry_on_oom  # noqa: E402
-from .media import show  # noqa: E402
-from .memory import apply as place  # noqa: E402
-from .params import ParameterError, check  # noqa: E402
-from .stack import ensure as ensure_stack  # noqa: E402
-from .widgets import panel  # noqa: E402
+from . import models as _models  # noqa: E402,F401  (tells the hub where our own classes live; imports no torch)
+from . import twins as _twins  # noqa: E402,F401  (registers how tiny: references resolve; imports only the stdlib)
+from .errors import ParameterError  # noqa: E402  (none of these import torch or diffusers at import time)
+from .hub.compat import check_motion  # noqa: E402
+from .hub.loader import load, plan, retry_on_oom  # noqa: E402
+from .hub.memory import apply as place  # noqa: E402
+from .outputs.images import key_frames, load_image  # noqa: E402
+from .outputs.media import show  # noqa: E402
+from .outputs.widgets import panel  # noqa: E402
+from .params import check  # noqa: E402
+from .platform.stack import ensure as ensure_stack  # noqa: E402
 
 __all__ = ["ParameterError", "check", "check_motion", "ensure_stack", "generators", "key_frames", "load", "load_image",
            "locate", "panel", "place", "plan", "retry_on_oom", "runtime", "save", "save_mesh", "save_video", "show"]
@@ -44,14 +46,14 @@ __all__ = ["ParameterError", "check", "check_motion", "ensure_stack", "generator
 
 def locate(ref, **kwargs):
     """The local folder holding ``ref``'s files (found or downloaded as ``load`` would), without loading."""
-    from .weights import resolve
+    from .hub.weights import resolve
 
     return resolve(ref, **kwargs).path
 
 
 def runtime(dtype: str = "auto", threads: int | None = None):
     """Detect the machine, print its one-line summary, return the Runtime."""
-    from .runtime import detect
+    from .platform.runtime import detect
 
     rt = detect(dtype=dtype, threads=threads)
     print(rt.summary())
@@ -71,7 +73,7 @@ def save(images, output_dir, notebook: str, params: dict, rt=None, pipe=None, se
          stem: str | None = None, extra: dict | None = None, grid: bool | int = True):
     """Save images (+ a grid when there are several and ``grid``) with a sidecar JSON each (parameters,
     versions, machine, models, timings, and ``extra``: facts of the generation such as measured quality)."""
-    from .media import record, save_images
+    from .outputs.media import record, save_images
 
     meta = {**record(notebook, params, rt, pipe, timings), "generation": dict(extra or {})}
     return save_images(images, output_dir, stem or notebook, meta, seeds=seeds, grid=grid)
@@ -81,8 +83,8 @@ def save_video(frames, output_dir, notebook: str, params: dict, fps: float, stem
                seed=None, timings=None, extra: dict | None = None):
     """Save a clip as MP4 + GIF + frame strip, each with a sidecar; returns the paths written. ``extra``:
     facts of the generation worth keeping (e.g. the decode chunk size used)."""
-    from .media import record
-    from .media import save_video as _save_video
+    from .outputs.media import record
+    from .outputs.media import save_video as _save_video
 
     meta = {**record(notebook, params, rt, pipe, timings), "seed": seed, "generation": dict(extra or {})}
     return _save_video(frames, output_dir, stem, meta, fps=fps)
@@ -92,8 +94,8 @@ def save_mesh(mesh, output_dir, notebook: str, params: dict, stem: str, rt=None,
               timings=None):
     """Save a mesh as PLY + OBJ + GLB (vertex colours kept) + a preview PNG, each with a sidecar holding the
     mesh facts; returns the paths written."""
-    from .media import record
-    from .media import save_mesh as _save_mesh
+    from .outputs.media import record
+    from .outputs.media import save_mesh as _save_mesh
 
     meta = {**record(notebook, params, rt, pipe, timings), "seed": seed}
     return _save_mesh(mesh, output_dir, stem, meta)

@@ -36,19 +36,19 @@ def cmd_report(a) -> int:
 
 
 def cmd_doctor(a) -> int:
-    from .doctor import render, table
-    from .machines import runtime_for
-    from .media import versions
+    from .outputs.media import versions
+    from .platform.machines import runtime_for
+    from .platform.runtime import detect
+    from .platform.stack import outdated
     from .runs import load_profiles
-    from .runtime import detect
-    from .stack import outdated
+    from .runs.doctor import render, table
 
     rt = runtime_for(a.gpu) if a.gpu else detect()
     print(("described machine " + a.gpu + ": " if a.gpu else "this machine: ") + rt.summary())
     print("versions here: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
     old = outdated()
     for name, v in old.items():
-        print(f"⚠ {name} {v or 'missing'} is older than genhelpers supports (genhelpers.stack.MINIMUM)")
+        print(f"⚠ {name} {v or 'missing'} is older than genhelpers supports (genhelpers.platform.stack.MINIMUM)")
     print(f"\nEach notebook's '{a.profile}' setup, planned as genhelpers.load would (estimates; the rates behind "
           f"them were measured on a GPU, benchmarks/gpu_full_size.json):\n")
     print(render(table(load_profiles(Path(a.notebooks) / "profiles.yaml"), rt, a.profile)))
@@ -56,7 +56,7 @@ def cmd_doctor(a) -> int:
 
 
 def cmd_tiny(a) -> int:
-    from . import tiny
+    from .twins import registry as tiny
 
     for key in a.names or sorted(tiny.BUILDERS):
         print(f"{key}: {tiny.build(key, root=a.out, force=a.force)}")
@@ -64,7 +64,7 @@ def cmd_tiny(a) -> int:
 
 
 def cmd_kaggle(a) -> int:
-    from . import kaggle
+    from .runs import kaggle
 
     if a.action == "build":
         m = kaggle.build(a.profile, a.out, a.user, a.notebooks, only=a.only, machine=a.machine,

@@ -10,13 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import memory, weights
-
-
-class ParameterError(ValueError):
-    def __init__(self, parameter: str, message: str):
-        super().__init__(message)
-        self.parameter = parameter
+from .errors import ParameterError
+from .hub import memory, weights
 
 
 def _is_int(v) -> bool:
@@ -167,7 +162,7 @@ def image_file(name, v):
     """None (the demo picture) or a readable image file."""
     if v is None:
         return
-    from .images import open_image
+    from .outputs.images import open_image
 
     try:
         open_image(v, name)
@@ -202,7 +197,7 @@ def writable_dir(name, v):
 
 
 def dvae_weights(name, v):
-    from .dvae import check_source
+    from .models.dvae import check_source
 
     check_source(v, name)
 
@@ -213,7 +208,7 @@ def pairs_dir(name, v):
         return
     from pathlib import Path
 
-    from .filtering import caption_files
+    from .classroom.filtering import caption_files
 
     if not isinstance(v, str) or not Path(v).expanduser().is_dir():
         raise ParameterError(name, f"{name}={v!r} must be None or a folder of pictures with same-name .txt captions")
@@ -455,7 +450,7 @@ def _pickles_need_the_opt_in(p):
     before anything is imported or written, rather than by the loader later."""
     if p["allow_pickle"] is True:
         return
-    from . import catalog
+    from .hub import catalog
 
     for name, v in p.items():
         if RULES.get(name) in (model_ref, optional_model_ref) and isinstance(v, str):

@@ -23,14 +23,14 @@ REFERENCE = Path(__file__).resolve().parent / "reference"  # published layouts a
 @pytest.fixture(scope="session")
 def twins():
     """The SDXL twins, built once into the session cache: {key: folder}."""
-    from genhelpers import tiny
+    from genhelpers.twins import registry
 
-    return {key: tiny.build(key) for key in tiny.BUILDERS}
+    return {key: registry.build(key) for key in registry.BUILDERS}
 
 
 @pytest.fixture
 def cpu_runtime():
-    from genhelpers.runtime import detect
+    from genhelpers.platform.runtime import detect
 
     return detect(threads=2)
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genhelpers import stack
+from genhelpers.platform import stack
 
 REPO = Path(__file__).resolve().parent.parent
 # what a notebook run touches: the four libraries and their dependencies, genhelpers' own imports (sentencepiece

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from genhelpers import digits
+from genhelpers.classroom import digits
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,8 @@ def test_caption_tokenizer_ids():
 def test_clip_score_and_zero_shot_on_the_twin(twins):
     from transformers import CLIPModel, CLIPProcessor
 
-    from genhelpers.clipscore import clip_score, zero_shot
-    from genhelpers.images import shapes
+    from genhelpers.outputs.clipscore import clip_score, zero_shot
+    from genhelpers.outputs.images import shapes
 
     folder = twins["clip-vit-large-patch14"]
     model, processor = CLIPModel.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)

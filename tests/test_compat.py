@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from genhelpers import ParameterError
-from genhelpers.compat import check_motion
+from genhelpers.hub.compat import check_motion
 
 ADAPTER = "tiny:animatediff-motion-adapter-v1-5-2"
 
@@ -39,7 +39,7 @@ def test_too_many_frames():
 
 
 def test_published_reference_is_the_real_sd15_width():
-    from genhelpers.compat import sd15_reference_unet
+    from genhelpers.hub.compat import sd15_reference_unet
 
     assert sd15_reference_unet(twin=False)["cross_attention_dim"] == 768
     assert list(sd15_reference_unet(twin=False)["block_out_channels"]) == [320, 640, 1280, 1280]
@@ -57,7 +57,7 @@ def test_if_safety_checker_still_does_not_load_so_the_catalog_skips_it(twins):
     this test fails, it loads again: drop the skip so IF runs with its safety checker."""
     from diffusers.pipelines.deepfloyd_if import IFSafetyChecker
 
-    from genhelpers import catalog
+    from genhelpers.hub import catalog
 
     with pytest.raises(AttributeError, match="all_tied_weights_keys"):
         IFSafetyChecker.from_pretrained(twins["if-i-xl"] / "safety_checker")

@@ -1,7 +1,8 @@
 import yaml
 
-from genhelpers import cli, doctor
-from genhelpers.machines import runtime_for
+from genhelpers import cli
+from genhelpers.platform.machines import runtime_for
+from genhelpers.runs import doctor
 
 from .conftest import NOTEBOOKS
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from genhelpers import dvae
-from genhelpers.images import demo_image, shapes
+from genhelpers.models import dvae
+from genhelpers.outputs.images import demo_image, shapes
 from genhelpers.params import ParameterError
 
 # published: the DALL-E package's encoder.pkl / decoder.pkl (issue 17; the repository's README)

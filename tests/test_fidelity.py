@@ -114,7 +114,7 @@ def zero123plus_reference(folder, image, steps, guidance, seed, height, width, p
 
 @pytest.fixture(scope="module")
 def z123(twins):
-    from genhelpers.runtime import Runtime
+    from genhelpers.platform.runtime import Runtime
 
     cpu = Runtime("local", (), "float32")
     pipe = genhelpers.load("tiny:zero123plus-v1.1", cpu, memory=None, quiet=True, allow_pickle=True)  # as published
@@ -138,7 +138,7 @@ def test_zero123plus_steps_match_the_reference_maths(z123, guidance, steps, prom
 
 
 def test_zero123plus_depth_step_matches_the_reference_maths(z123, twins):
-    from genhelpers.runtime import Runtime
+    from genhelpers.platform.runtime import Runtime
 
     folder, _ = z123
     cpu = Runtime("local", (), "float32")
@@ -199,7 +199,7 @@ def mvdream_reference(pipe, prompt, negative, steps, guidance, seed, size, image
 
 @pytest.fixture(scope="module")
 def mv(twins):
-    from genhelpers.runtime import Runtime
+    from genhelpers.platform.runtime import Runtime
 
     cpu = Runtime("local", (), "float32")
     return {k: genhelpers.load(f"tiny:{k}", cpu, memory=None, quiet=True) for k in ("mvdream", "imagedream")}

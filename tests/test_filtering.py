@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from genhelpers import digits, filtering
+from genhelpers.classroom import digits, filtering
 
 
 def test_removal_curve_on_a_hand_worked_example():

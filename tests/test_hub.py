@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import genhelpers
-from genhelpers import catalog, weights
-from genhelpers.runtime import Runtime
+from genhelpers.hub import catalog, weights
+from genhelpers.platform.runtime import Runtime
 
 from .local_hub import Hub, load_trees
 
@@ -180,7 +180,7 @@ def test_karlo_and_its_variations_open_no_pickle(online):
     opt-in. The variations repository has pickles only; the notebook hands it Karlo's parts and CLIP ViT-L/14's
     vision tower read from openai's safetensors (unclip.clip_image_encoder), so only its model index and scheduler
     configs are fetched from it, again with no opt-in."""
-    from genhelpers import unclip
+    from genhelpers.models import unclip
 
     karlo = genhelpers.load("kakaobrain/karlo-v1-alpha", CPU, memory=None, quiet=True)
     got = fetched(online)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genhelpers import images
+from genhelpers.outputs import images
 
 
 def test_demo_image_is_an_object_on_white():

@@ -10,7 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from genhelpers import cli, kaggle, stack
+from genhelpers import cli
+from genhelpers.platform import stack
+from genhelpers.runs import kaggle
 
 from .conftest import NOTEBOOKS
 
@@ -80,8 +82,8 @@ def test_dataset_has_the_wheel_and_the_tested_versions(built):
     import zipfile
 
     names = zipfile.ZipFile(wheel).namelist()
-    assert "genhelpers/tested-versions.txt" in names and "genhelpers/configs/mvdream/unet.json" in names
-    assert "genhelpers/kaggle-image-packages.txt" in names and "genhelpers/configs/sd21/unet.json" in names
+    assert "genhelpers/tested-versions.txt" in names and "genhelpers/hub/configs/mvdream/unet.json" in names
+    assert "genhelpers/kaggle-image-packages.txt" in names and "genhelpers/hub/configs/sd21/unet.json" in names
     pins = stack.tested()
     download = next(c for c in calls if c[3] == "download")
     assert download[3:6] == ["download", "-q", "--no-deps"]

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import genhelpers
-from genhelpers.runtime import GPU, Runtime
+from genhelpers.platform.runtime import GPU, Runtime
 
 
 def test_load_twin_prints_what_it_did(cpu_runtime, capsys):
@@ -67,7 +67,7 @@ def test_generation_is_bit_reproducible(cpu_runtime):
 
 def test_unsupported_gpu_is_refused_before_loading():
     p100 = GPU(0, "Tesla P100-PCIE-16GB", 17_071_734_784, (6, 0), supported=False)
-    from genhelpers.runtime import gpu_warnings
+    from genhelpers.platform.runtime import gpu_warnings
 
     rt = Runtime("kaggle", (p100,), "float16", warnings=gpu_warnings((p100,)))
     with pytest.raises(RuntimeError, match="P100.*GPU T4 x2"):
@@ -75,7 +75,7 @@ def test_unsupported_gpu_is_refused_before_loading():
 
 
 def test_missing_weights_offline_fail_before_any_loading(cpu_runtime):
-    from genhelpers.weights import WeightsNotFound
+    from genhelpers.hub.weights import WeightsNotFound
 
     with pytest.raises(WeightsNotFound, match="tiny:sdxl-refiner"):
         genhelpers.load("sdxl-refiner", cpu_runtime)
@@ -84,8 +84,8 @@ def test_missing_weights_offline_fail_before_any_loading(cpu_runtime):
 def test_split_plan_gives_the_refiner_its_own_copies(monkeypatch, cpu_runtime):
     """On 2 GPUs the refiner runs on the second: the base's text_encoder_2 and VAE (on the first) are not
     borrowed; the refiner loads its own. Placement is recorded instead of moving to CUDA here."""
-    from genhelpers import memory
-    from genhelpers.machines import runtime_for
+    from genhelpers.hub import memory
+    from genhelpers.platform.machines import runtime_for
 
     placed = []
     monkeypatch.setattr(memory, "apply", lambda pipe, plan, ref=None: placed.append((ref, plan.device_for(ref))))
@@ -104,8 +104,8 @@ def test_split_plan_in_float16_keeps_the_fp16_fix_vae_on_both_gpus(monkeypatch, 
     """The default Kaggle run (T4x2, float16): the base keeps the fp16-fix VAE (it used to be dropped as 'a
     component on another GPU'), and the refiner on GPU 1 gets its own text_encoder_2 and the fp16-fix VAE too
     (its repository's VAE overflows in float16), not the base's copies on GPU 0."""
-    from genhelpers import memory
-    from genhelpers.machines import runtime_for
+    from genhelpers.hub import memory
+    from genhelpers.platform.machines import runtime_for
 
     monkeypatch.setattr(memory, "apply", lambda pipe, plan, ref=None: None)
     t4x2 = runtime_for("T4x2")
@@ -121,8 +121,8 @@ def test_split_plan_in_float16_keeps_the_fp16_fix_vae_on_both_gpus(monkeypatch, 
 def test_device_map_plan_is_passed_to_from_pretrained(monkeypatch, cpu_runtime):
     import diffusers
 
-    from genhelpers import memory
-    from genhelpers.runtime import GPU, Runtime
+    from genhelpers.hub import memory
+    from genhelpers.platform.runtime import GPU, Runtime
 
     seen = {}
     real = diffusers.StableDiffusionXLPipeline.from_pretrained.__func__

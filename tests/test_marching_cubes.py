@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from genhelpers import marching_cubes
+from genhelpers.outputs import marching_cubes
 
 
 @pytest.fixture(scope="module")

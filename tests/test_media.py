@@ -3,7 +3,7 @@ import json
 import pytest
 from PIL import Image
 
-from genhelpers import media
+from genhelpers.outputs import media
 
 
 def images(n, size=(32, 24)):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from genhelpers import memory
-from genhelpers.loader import plan
-from genhelpers.runtime import GPU, Runtime, choose_dtype  # noqa: F401
+from genhelpers.hub import memory
+from genhelpers.hub.loader import plan
+from genhelpers.platform.runtime import GPU, Runtime, choose_dtype  # noqa: F401
 
 
 def machine(*gpus):
@@ -160,7 +160,7 @@ def test_split_puts_one_model_per_gpu_with_its_own_copies():
 
 
 def test_one_pipeline_too_big_for_one_gpu_is_spread_with_a_device_map():
-    from genhelpers.runtime import GPU, Runtime
+    from genhelpers.platform.runtime import GPU, Runtime
 
     small = GPU(0, "small", 10 * 1024**3, (8, 0))  # the UNet + activations fit one, not everything
     rt = Runtime("local", (small, GPU(1, "small", small.total_memory, (8, 0))), "float16")
@@ -169,7 +169,7 @@ def test_one_pipeline_too_big_for_one_gpu_is_spread_with_a_device_map():
 
 
 def test_shared_components_count_once_on_one_gpu_twice_when_split():
-    from genhelpers.loader import job_need
+    from genhelpers.hub.loader import job_need
 
     both = job_need(MACHINES["t4"], BOTH)
     alone = job_need(MACHINES["t4"], ["sdxl-refiner"])
@@ -179,7 +179,7 @@ def test_shared_components_count_once_on_one_gpu_twice_when_split():
 
 
 def test_host_memory_budget():
-    from genhelpers.loader import job_need
+    from genhelpers.hub.loader import job_need
 
     need = job_need(MACHINES["t4"], BOTH)
     offload = memory.choose(MACHINES["t4"], "model-offload", need)
@@ -190,8 +190,8 @@ def test_host_memory_budget():
 
 
 def test_machine_profiles():
-    from genhelpers.machines import MACHINES as PROFILES
-    from genhelpers.machines import runtime_for
+    from genhelpers.platform.machines import MACHINES as PROFILES
+    from genhelpers.platform.machines import runtime_for
 
     t4x2 = runtime_for("T4x2")
     assert len(t4x2.gpus) == 2 and t4x2.dtype == "float16" and t4x2.host_memory == 29 * 1024**3
@@ -236,12 +236,12 @@ class OOMOnce(RecordingPipe):
 
 
 def test_out_of_memory_moves_to_the_next_plan_and_retries(capsys):
-    from genhelpers.loader import retry_on_oom
+    from genhelpers.hub.loader import retry_on_oom
 
     t4 = MACHINES["t4"]
     pipe = OOMOnce(failures=2)
     pipe.genhelpers_plan = memory.choose(t4, "gpu")
-    assert retry_on_oom(pipe, pipe.generate, t4) == "images"
+    assert retry_on_oom(pipe, t4)(pipe.generate)() == "images"
     assert pipe.calls_made == 3 and pipe.genhelpers_plan.name == "model-offload"
     assert ("enable_model_cpu_offload", (), {"gpu_id": 0}) in pipe.calls
     assert [f["plan"] for f in pipe.genhelpers_info["memory_plan"]["fallbacks"]] == ["gpu", "gpu-lean"]
@@ -250,22 +250,42 @@ def test_out_of_memory_moves_to_the_next_plan_and_retries(capsys):
 
 
 def test_other_errors_are_not_retried():
-    from genhelpers.loader import retry_on_oom
+    from genhelpers.hub.loader import retry_on_oom
 
     pipe = OOMOnce(error=ValueError("height must be divisible by 8"))
     pipe.genhelpers_plan = memory.choose(MACHINES["t4"], "gpu")
     with pytest.raises(ValueError, match="divisible"):
-        retry_on_oom(pipe, pipe.generate, MACHINES["t4"])
+        retry_on_oom(pipe, MACHINES["t4"])(pipe.generate)()
     assert pipe.calls_made == 1
 
 
+def test_the_decorated_call_keeps_its_arguments_and_no_pipeline_means_no_net():
+    from genhelpers.hub.loader import retry_on_oom
+
+    pipe = OOMOnce(failures=1)
+    pipe.genhelpers_plan = memory.choose(MACHINES["t4"], "gpu")
+
+    @retry_on_oom(pipe, MACHINES["t4"])
+    def generate(prompt, steps=1):
+        """the diffusers call"""
+        return f"{pipe.generate()} of {prompt!r} in {steps} steps"
+
+    assert generate("a fox", steps=3) == "images of 'a fox' in 3 steps" and pipe.calls_made == 2
+    assert generate.__doc__ == "the diffusers call"
+
+    def plain():
+        return "untouched"
+
+    assert retry_on_oom(None, MACHINES["t4"])(plain) is plain  # e.g. SDXL without a refiner
+
+
 def test_no_leaner_plan_left():
-    from genhelpers.loader import retry_on_oom
+    from genhelpers.hub.loader import retry_on_oom
 
     pipe = OOMOnce(failures=5)
     pipe.genhelpers_plan = memory.choose(MACHINES["t4"], "sequential-offload")
     with pytest.raises(RuntimeError, match="no leaner plan is left: reduce the size"):
-        retry_on_oom(pipe, pipe.generate, MACHINES["t4"])
+        retry_on_oom(pipe, MACHINES["t4"])(pipe.generate)()
 
 
 def test_eager_attention_needs_more():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from genhelpers import motion
+from genhelpers.classroom import motion
 
 
 def one(action, variant, seed=0):

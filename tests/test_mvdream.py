@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import genhelpers
-from genhelpers.pipelines import mvdream as mv
+from genhelpers.models import mvdream as mv
 
 from .conftest import REFERENCE
 
@@ -50,7 +50,7 @@ def test_published_checkpoint_loads_strictly_into_our_unet():
 
 
 def test_catalog_counts_are_the_published_unet():
-    from genhelpers import catalog, published
+    from genhelpers.hub import catalog, published
 
     assert catalog.ENTRIES["mvdream"].params["unet"] == reference("unet_sd21_4view_state_dict.json")["total_params"]
     assert published.count("mvdream", "vae") == reference("vae_state_dict.json")["total_params"]
@@ -82,7 +82,7 @@ def test_imagedream_extra_view_and_opengl_frame():
 
 # --------------------------------------------------------------------------------------------- the twin
 def quiet_twin(key):
-    from genhelpers.runtime import detect
+    from genhelpers.platform.runtime import detect
 
     p = genhelpers.load(f"tiny:{key}", detect(threads=2), quiet=True)
     p.set_progress_bar_config(disable=True)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import genhelpers
-from genhelpers import catalog, memory
-from genhelpers.machines import runtime_for
+from genhelpers.hub import catalog, memory
+from genhelpers.platform.machines import runtime_for
 
 T4X2 = runtime_for("T4x2")
 T4 = runtime_for("T4")
@@ -112,7 +112,7 @@ def test_the_fallback_chain_runs_to_the_end(key, intercepted, cpu_runtime):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     with pytest.raises(RuntimeError, match="no leaner plan is left"):
-        genhelpers.retry_on_oom(pipe, oom, T4X2, frames=frames)
+        genhelpers.retry_on_oom(pipe, T4X2, frames=frames)(oom)()
     names = [c[0] for c in intercepted]
     assert names == ["reset_device_map", "to", "enable_model_cpu_offload", "remove_all_hooks",
                      "enable_sequential_cpu_offload"]

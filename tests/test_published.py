@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from genhelpers import catalog, published
+from genhelpers.hub import catalog, published
 
 # ../shared/reference/published_counts.md (exact counts of the published checkpoints)
 PUBLISHED = {

@@ -3,9 +3,9 @@ its model card, and the twin captioner's live paths (the picture and the task re
 import pytest
 
 import genhelpers
-from genhelpers import published
-from genhelpers.clipscore import token_budget
-from genhelpers.images import shapes
+from genhelpers.hub import published
+from genhelpers.outputs.clipscore import token_budget
+from genhelpers.outputs.images import shapes
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import yaml
 
-from genhelpers import stack
+from genhelpers.platform import stack
 from genhelpers.runs import run_notebook
 
 from . import kaggle_image

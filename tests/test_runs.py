@@ -8,7 +8,7 @@ import pytest
 
 from genhelpers import cli
 from genhelpers.runs import compare, run_collection
-from genhelpers.runs.errors import classify, signature
+from genhelpers.runs.faults import classify, signature
 
 FAULTY = """
 import os, pathlib, signal, time
@@ -27,7 +27,7 @@ if fault == "oom":
 if fault == "import":
     import genhelpers_has_no_such_module  # noqa
 if fault == "missing":
-    from genhelpers.weights import WeightsNotFound
+    from genhelpers.hub.weights import WeightsNotFound
     raise WeightsNotFound("Could not find weights for 'someone/model' (not in /kaggle/input)")
 (p / "done.txt").write_text(f"{time.time()}")
 """
@@ -222,7 +222,7 @@ def test_cli_doctor_and_tiny(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "CPU only" in out and "diffusers 0.42" in out
     assert cli.main(["tiny", "sdxl-vae-fp16-fix", "--out", str(tmp_path)]) == 0
-    from genhelpers.tiny import TWIN_VERSION
+    from genhelpers.twins.registry import TWIN_VERSION
 
     assert (tmp_path / f"sdxl-vae-fp16-fix-v{TWIN_VERSION}" / "config.json").is_file()
 

@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from genhelpers.runtime import GPU, Runtime, _arch_supported, choose_dtype, detect, detect_platform, gpu_warnings
+from genhelpers.platform.runtime import (
+    GPU,
+    Runtime,
+    _arch_supported,
+    choose_dtype,
+    detect,
+    detect_platform,
+    gpu_warnings,
+)
 
 GIB = 1024**3
 T4 = GPU(0, "Tesla T4", 15_828_320_256, (7, 5))

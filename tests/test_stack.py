@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from genhelpers import stack
+from genhelpers.platform import stack
 
 MIN = {"diffusers": "0.42.1", "transformers": "5.0"}
 KAGGLE_2026 = {"diffusers": "0.37.1", "transformers": "5.0.0", "huggingface-hub": "1.16.1", "accelerate": "1.13.0",

@@ -1,11 +1,11 @@
-"""Tune-A-Video's parts against maths written here, independently of genhelpers.tuneavideo: the sparse-causal
+"""Tune-A-Video's parts against maths written here, independently of genhelpers.models.tuneavideo: the sparse-causal
 attention (frame i attends to frame 0 and frame i-1), the inflation (an untrained inflated UNet is the image UNet on
 a still clip), and what is trained."""
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from genhelpers import tuneavideo
+from genhelpers.models import tuneavideo
 
 FRAMES, TOKENS, CHANNELS, HEADS = 4, 6, 16, 2
 

@@ -4,7 +4,8 @@ conditioning input (a depth map, key frames, a motion module) change nothing, so
 import pytest
 import torch
 
-from genhelpers import catalog, tiny
+from genhelpers.hub import catalog
+from genhelpers.twins import registry
 
 
 def modules_of(folder, skip=()):
@@ -17,7 +18,7 @@ def modules_of(folder, skip=()):
     out = []
     index = folder / "model_index.json"
     if index.is_file():
-        from genhelpers.loader import _class
+        from genhelpers.hub.loader import _class
 
         for sub in sorted(p for p in folder.iterdir() if (p / "config.json").is_file() and p.name not in skip):
             config = json.loads((sub / "config.json").read_text())
@@ -38,7 +39,7 @@ def modules_of(folder, skip=()):
     return out
 
 
-@pytest.mark.parametrize("key", sorted(tiny.BUILDERS))
+@pytest.mark.parametrize("key", sorted(registry.BUILDERS))
 def test_no_normalisation_group_of_one_channel(twins, key):
     for name, model in modules_of(twins[key], catalog.ENTRIES[key].skip):
         for mod_name, m in model.named_modules():
@@ -46,7 +47,7 @@ def test_no_normalisation_group_of_one_channel(twins, key):
                 assert m.num_channels // m.num_groups >= 2, f"{key}/{name}.{mod_name}: {m}"
 
 
-@pytest.mark.parametrize("key", sorted(tiny.BUILDERS))
+@pytest.mark.parametrize("key", sorted(registry.BUILDERS))
 def test_no_output_layer_is_all_zero(twins, key):
     """A layer whose weights are all zero passes nothing on (ControlNet zero convolutions, motion modules'
     output projections, conditioning embeddings are zero-initialised in a fresh model; trained ones are not)."""
@@ -77,7 +78,7 @@ def test_the_depth_image_changes_zero123plus_output(twins, cpu_runtime):
 
 # ------------------------------------------------------------------ every conditioning input changes the output
 def _cpu():
-    from genhelpers.runtime import Runtime
+    from genhelpers.platform.runtime import Runtime
 
     return Runtime("local", (), "float32")
 
@@ -129,7 +130,7 @@ def test_the_motion_adapter_couples_the_frames(animatediff):
 
 def test_the_camera_changes_mvdream_views(twins):
     import genhelpers
-    from genhelpers.pipelines.mvdream import cameras
+    from genhelpers.models.mvdream import cameras
 
     pipe = genhelpers.load("tiny:mvdream", _cpu(), memory=None, quiet=True)
 

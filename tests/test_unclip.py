@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 import genhelpers
-from genhelpers import published, unclip
+from genhelpers.hub import published
+from genhelpers.models import unclip
 
 KW = dict(prior_num_inference_steps=2, decoder_num_inference_steps=2, super_res_num_inference_steps=2)
 
@@ -43,7 +44,7 @@ def test_published_layout_names_the_old_module_and_plain_diffusers_cannot_load_i
 def test_the_alias_maps_the_old_name_to_diffusers_own_module(karlo):
     import diffusers.pipelines
 
-    from genhelpers.loader import frozen_pipeline_modules
+    from genhelpers.hub.loader import frozen_pipeline_modules
 
     assert frozen_pipeline_modules()["unclip"].__name__ == "diffusers.pipelines.deprecated.unclip"
     assert diffusers.pipelines.unclip.UnCLIPTextProjModel is type(karlo[0].text_proj)
@@ -60,7 +61,7 @@ def test_full_size_counts_from_the_recorded_configs():
            for c in published.configs("karlo-v1-alpha-image-variations")}
     assert var["image_encoder"] == 303_179_776 + 1024 * 768
     assert {k: v for k, v in var.items() if k != "image_encoder"} == {k: v for k, v in counts.items() if k != "prior"}
-    assert genhelpers.catalog.ENTRIES["karlo-v1-alpha"].params == counts
+    assert genhelpers.hub.catalog.ENTRIES["karlo-v1-alpha"].params == counts
 
 
 def test_the_image_encoder_comes_from_clip_as_diffusers_built_the_variations_repository(karlo, twins):

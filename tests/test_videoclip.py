@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from genhelpers import digits, smallclip
-from genhelpers import videoclip as vc
+from genhelpers.classroom import digits, smallclip
+from genhelpers.classroom import videoclip as vc
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_the_xclip_twin_sees_the_clip_and_the_captions(twins):
     from transformers import XCLIPProcessor
 
     import genhelpers
-    from genhelpers import tuneavideo
+    from genhelpers.models import tuneavideo
 
     model = genhelpers.load("tiny:xclip-base-patch32", genhelpers.runtime(threads=2), quiet=True)
     processor = XCLIPProcessor.from_pretrained(twins["xclip-base-patch32"])

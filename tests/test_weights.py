@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from genhelpers.weights import WeightsNotFound, choose_weights, hub_token, kind_of, resolve, select_files
+from genhelpers.hub.weights import WeightsNotFound, choose_weights, hub_token, kind_of, resolve, select_files
 
 
 def fake_hub_snapshot(repo: str, source: Path) -> Path:
@@ -257,7 +257,7 @@ def test_load_asks_the_hub_only_for_what_it_will_use(monkeypatch, cpu_runtime, t
     """The SDXL refiner joins the base with the base's text_encoder_2 and VAE: their copies in the refiner
     repository (1.6 GB in fp16) must not be downloaded; AnimateDiff built on SD1.5 skips the safety checker."""
     import genhelpers
-    from genhelpers import weights as w
+    from genhelpers.hub import weights as w
 
     asked = []
     real = w.resolve
@@ -281,10 +281,10 @@ def test_the_real_loading_path_does_not_depend_on_the_twins():
     """weights resolves tiny: references through what the twins registered; it imports nothing of theirs."""
     import ast
 
-    import genhelpers.weights as w
+    import genhelpers.hub.weights as w
 
     tree = ast.parse(open(w.__file__).read())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names} | {
         n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "tiny" not in imported
-    assert w.kind_of("tiny:sd15") == "tiny"  # registered by genhelpers.tiny when the package was imported
+    assert w.kind_of("tiny:sd15") == "tiny"  # registered by genhelpers.twins.registry when the package was imported

@@ -1,6 +1,6 @@
 from PIL import Image
 
-from genhelpers import widgets
+from genhelpers.outputs import widgets
 
 
 def test_controls_follow_the_value_types():
@@ -40,7 +40,7 @@ def test_headless_runs_skip_the_panel(monkeypatch):
 def test_gif_preview_is_an_animated_gif():
     import io
 
-    from genhelpers import media
+    from genhelpers.outputs import media
 
     frames = [Image.new("RGB", (8, 8), (i * 60, 0, 0)) for i in range(4)]
     gif = media.gif_preview(frames, fps=4)

@@ -7,12 +7,12 @@ import torch
 from PIL import Image
 
 import genhelpers
-from genhelpers.pipelines import zero123plus as z
+from genhelpers.models import zero123plus as z
 
 
 @pytest.fixture(scope="module")
 def pipe(twins):
-    from genhelpers.runtime import detect
+    from genhelpers.platform.runtime import detect
 
     p = genhelpers.load("tiny:zero123plus-v1.2", detect(threads=2), quiet=True)
     p.set_progress_bar_config(disable=True)

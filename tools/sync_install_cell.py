@@ -1,5 +1,6 @@
 """Write notebooks/install_cell.py into the first code cell of every notebook (they must all carry the same
-cell: it runs before genhelpers exists, so it cannot live in the package). tests/test_notebooks.py checks it."""
+cell: it runs before genhelpers exists, so it cannot live in the package). tests/notebooks/test_collection.py
+checks it."""
 from pathlib import Path
 
 import nbformat

@@ -9,7 +9,7 @@ import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..media import atomic_path, write_json
+from ..outputs.media import atomic_path, write_json
 
 SCHEMA = 2  # 1: one profile, passed/failed only. 2: profiles, statuses, error classes, cells, memory, skipped
 SLOWER = 1.5

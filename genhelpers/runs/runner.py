@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from ..media import versions
-from ..runtime import MAX_THREADS
-from ..widgets import HEADLESS
-from . import errors
+from ..outputs.media import versions
+from ..outputs.widgets import HEADLESS
+from ..platform.runtime import MAX_THREADS
+from . import faults
 from .report import SCHEMA, write_report
 
 
@@ -123,12 +123,12 @@ def run_notebook(notebook: str | Path, parameters: dict, out_dir: str | Path, ti
         result["status"] = "passed"
     except pm.PapermillExecutionError as e:
         result["status"] = "failed"
-        result["error"] = errors.describe(e.ename, e.evalue, cell=e.cell_index, traceback=errors.plain(e.traceback))
+        result["error"] = faults.describe(e.ename, e.evalue, cell=e.cell_index, traceback=faults.plain(e.traceback))
     except Exception as e:  # kernel died, cell timeout, bad notebook: recorded, the next notebook still runs
         ename = type(e).__name__
         status = "kernel died" if ename == "DeadKernelError" else "timeout" if "Timeout" in ename else "failed"
         result["status"] = status
-        result["error"] = errors.describe(ename, str(e), status)
+        result["error"] = faults.describe(ename, str(e), status)
     finally:
         if previous is None:
             os.environ.pop(HEADLESS, None)
@@ -240,14 +240,14 @@ class _Running:
         job = self.job
         if timed_out:
             result = {"notebook": job.notebook, "status": "timeout",
-                      "error": errors.describe("NotebookTimeout", f"stopped after {self.elapsed:.0f} s (the "
+                      "error": faults.describe("NotebookTimeout", f"stopped after {self.elapsed:.0f} s (the "
                                                f"per-notebook timeout)", "timeout")}
         elif self.result_file.is_file():
             result = json.loads(self.result_file.read_text())
         else:  # the worker itself was killed (e.g. by the kernel's out-of-memory killer)
             log = (job.out_dir / f".{job.notebook}.worker.log").read_text(errors="replace")[-1500:]
             result = {"notebook": job.notebook, "status": "kernel died",
-                      "error": errors.describe("WorkerDied", f"the notebook's process ended with exit code "
+                      "error": faults.describe("WorkerDied", f"the notebook's process ended with exit code "
                                                f"{self.proc.returncode} before reporting", "kernel died",
                                                traceback=log)}
         for f in (self.spec, self.result_file):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def main(spec_path: str) -> int:
-    from ..media import write_json
+    from ..outputs.media import write_json
     from .runner import run_notebook
 
     spec = json.loads(Path(spec_path).read_text())

@@ -1,0 +1,101 @@
+"""AnimateDiff (+ SparseCtrl) and SVD: clips with their sidecars."""
+import json
+
+import nbformat
+import pytest
+from PIL import Image
+
+from genhelpers.runs import run_notebook
+
+from ..conftest import NOTEBOOKS
+from .common import (
+    PROFILES,
+    assert_stopped,
+    from_collection,
+    parameter_names,
+    read_clip,
+)
+
+
+@pytest.fixture(scope="module")
+def video_run(collection):
+    return from_collection(collection, "animatediff", "svd")
+
+
+@pytest.mark.parametrize("notebook, stem, frames, size", [
+    ("animatediff", "animatediff", 16, (64, 64)),
+    ("animatediff", "sparsectrl_scribble", 16, (64, 64)),
+    ("svd", "svd", 14, (112, 64)),
+])
+def test_video_smoke_clips(video_run, notebook, stem, frames, size):
+    out, results = video_run
+    assert results[notebook]["status"] == "passed", results[notebook].get("error")
+    folder = out / notebook
+    assert read_clip(folder / f"{stem}.mp4").shape[:3] == (frames, size[1], size[0])
+    gif = Image.open(folder / f"{stem}.gif")
+    side = json.loads((folder / f"{stem}.json").read_text())
+    assert gif.size == size and gif.n_frames == json.loads((folder / f"{stem}.json").read_text()).get(
+        "gif_frames", side["clip"]["frames"])
+    assert side["clip"]["frames"] == frames and (side["clip"]["width"], side["clip"]["height"]) == size
+    assert side["clip"]["fps"] == side["parameters"]["fps"]
+    assert side["generation"] and side["models"][0]["memory_plan"]["name"] == "cpu"
+    names = parameter_names(nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4))
+    assert set(side["parameters"]) == set(names)
+    assert Image.open(folder / f"{stem}_strip.png").size == (8 * size[0], size[1])
+
+
+def test_gif_sidecar_counts_frames(video_run):
+    out, _ = video_run
+    side = json.loads((out / "animatediff" / "animatediff.gif").with_suffix(".json").read_text())
+    assert side["gif_frames"] == Image.open(out / "animatediff" / "animatediff.gif").n_frames
+
+
+def test_sparsectrl_records_its_key_frames(video_run):
+    out, _ = video_run
+    side = json.loads((out / "animatediff" / "sparsectrl_scribble.json").read_text())
+    assert side["generation"] == {"key_frames": "scribble", "conditioning_frames": [0, 8, 15]}
+    assert [m["class"] for m in side["models"]] == ["AnimateDiffPipeline", "SparseControlNetModel"]
+
+
+def test_animatediff_without_sparsectrl(tmp_path):
+    result = run_notebook(NOTEBOOKS / "animatediff.ipynb", {**PROFILES["animatediff"]["smoke"], "sparsectrl": False},
+                          tmp_path)
+    assert result["status"] == "passed", result.get("error")
+    assert result["outputs"] == ["animatediff.gif", "animatediff.json", "animatediff.mp4", "animatediff_strip.json",
+                                 "animatediff_strip.png"]
+
+
+def test_sparsectrl_rgb_with_given_key_frames(tmp_path):
+    keys = []
+    for i, color in enumerate([(255, 0, 0), (0, 0, 255)]):
+        keys.append(str(tmp_path / f"key{i}.png"))
+        Image.new("RGB", (80, 80), color).save(keys[-1])
+    params = {**PROFILES["animatediff"]["smoke"], "sparsectrl_model": "tiny:sparsectrl-rgb",
+              "conditioning_frames": [0, 15], "conditioning_images": keys}
+    result = run_notebook(NOTEBOOKS / "animatediff.ipynb", params, tmp_path / "run")
+    assert result["status"] == "passed", result.get("error")
+    side = json.loads((tmp_path / "run" / "animatediff" / "sparsectrl_rgb.json").read_text())
+    assert side["generation"]["key_frames"] == "rgb" and side["parameters"]["conditioning_images"] == keys
+
+
+README = str(NOTEBOOKS.parent / "README.md")  # a file that is not a picture
+BAD_INPUTS = [  # (notebook, override, error, message, the cell that stops: genhelpers.check or check_motion)
+    ("animatediff", {"frames": 0}, "ParameterError", "frames=0 must be a whole number ≥ 1", "genhelpers.check"),
+    ("animatediff", {"frames": 40}, "ParameterError", "frames=40 is more than the motion module knows",
+     "genhelpers.check"),
+    ("animatediff", {"fps": 0}, "ParameterError", "fps=0 must be a number > 0", "genhelpers.check"),
+    ("animatediff", {"conditioning_frames": [0, 16]}, "ParameterError",
+     "frame(s) [16] lie outside the clip of frames=16", "genhelpers.check"),
+    ("animatediff", {"base_model": "tiny:sdxl-base"}, "ParameterError", "plugs into blocks of width",
+     "genhelpers.check"),
+    ("svd", {"image": "does/not/exist.png"}, "ParameterError", "no such file", "genhelpers.check"),
+    ("svd", {"image": README}, "ParameterError", "could not be read as an image", "genhelpers.check"),
+    ("svd", {"min_guidance": 4.0, "max_guidance": 3.0}, "ParameterError",
+     "min_guidance=4.0 is above max_guidance=3.0", "genhelpers.check"),
+]
+
+@pytest.mark.parametrize("name, override, ename, evalue, stops_at", BAD_INPUTS)
+def test_bad_input_stops_before_loading(bad_inputs, name, override, ename, evalue, stops_at):
+    """Through papermill (the session's batch, conftest.bad_inputs): stopped in the named cell with the named
+    error, before any model loads, and no files left behind."""
+    assert_stopped(*bad_inputs(name, override), ename, evalue, stops_at)

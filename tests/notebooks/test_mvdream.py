@@ -1,0 +1,68 @@
+"""MVDream and ImageDream through one notebook."""
+import json
+
+import nbformat
+import pytest
+from PIL import Image
+
+from genhelpers.runs import run_notebook
+
+from ..conftest import NOTEBOOKS, REFERENCE
+from .common import (
+    PROFILES,
+    assert_stopped,
+    broken_copy,
+    from_collection,
+    parameter_names,
+)
+
+
+@pytest.fixture(scope="module")
+def mvdream_run(collection):
+    return from_collection(collection, "mvdream")
+
+
+def test_mvdream_four_views_grid_turntable_and_cameras(mvdream_run):
+    out, result = mvdream_run
+    assert result["status"] == "passed", result.get("error")
+    folder = out / "mvdream"
+    views = sorted(folder.glob("view_00*.png"))
+    assert len(views) == 4 and all(Image.open(v).size == (256, 256) for v in views)
+    assert Image.open(folder / "view_grid.png").size == (512, 512)  # 2×2
+    side = json.loads((folder / "view_002.json").read_text())
+    camera = side["generation"]["cameras"][2]
+    assert camera["azimuth_deg"] == 180 and camera["elevation_deg"] == 0  # the authors' port setting
+    published = json.loads((REFERENCE / "mvdream" / "camera_reference.json").read_text())
+    assert camera["camera_to_world"] == pytest.approx(published["imagedream_extra_view_example"]["matrix_5x16"][2],
+                                                      abs=1e-6)
+    assert side["models"][0]["class"] == "MVDreamPipeline"
+    assert set(side["parameters"]) == set(parameter_names(nbformat.read(NOTEBOOKS / "mvdream.ipynb", as_version=4)))
+    gif = Image.open(folder / "turntable.gif")
+    assert gif.n_frames == 4 and gif.size == (256, 256)
+
+
+
+def test_imagedream_through_the_same_notebook(tmp_path):
+    result = run_notebook(NOTEBOOKS / "mvdream.ipynb", {**PROFILES["mvdream"]["smoke"], "model": "tiny:imagedream"},
+                          tmp_path)
+    assert result["status"] == "passed", result.get("error")
+    assert len(list((tmp_path / "mvdream").glob("view_00*.png"))) == 4
+    side = json.loads((tmp_path / "mvdream" / "view_000.json").read_text())
+    assert side["models"][0]["ref"] == "tiny:imagedream" and side["parameters"]["image"] is None
+
+
+@pytest.mark.parametrize("override, ename, evalue, stops_at", [
+    ({"height": 250}, "ParameterError", "height=250 must be a multiple of 8", "genhelpers.check("),
+    ({"image": "picture"}, "ParameterError", "needs an ImageDream model", "genhelpers.check("),
+    ({"elevation": 120}, "ParameterError", "elevation=120 must be an angle", "genhelpers.check("),
+    ({"views": 0}, "ParameterError", "views=0 must be a whole number", "genhelpers.check("),
+    ({"model": "broken"}, "ValueError", "missing component(s) unet", "genhelpers.load("),
+])
+def test_mvdream_bad_input(tmp_path, twins, override, ename, evalue, stops_at):
+    if override.get("image") == "picture":
+        Image.new("RGB", (300, 300)).save(tmp_path / "picture.png")
+        override = {"image": str(tmp_path / "picture.png")}
+    if override.get("model") == "broken":
+        override = {"model": broken_copy(twins["mvdream"], "unet", tmp_path)}
+    result = run_notebook(NOTEBOOKS / "mvdream.ipynb", {**PROFILES["mvdream"]["smoke"], **override}, tmp_path / "run")
+    assert_stopped(result, tmp_path / "run", ename, evalue, stops_at)

@@ -1,0 +1,123 @@
+"""SDXL: base + refiner, reproducible across kernels, re-checked by nbval, bad inputs."""
+import json
+
+import nbformat
+import pytest
+from PIL import Image
+
+from genhelpers.runs import run_collection, run_notebook
+
+from ..conftest import NOTEBOOKS
+from .common import (
+    PROFILES,
+    assert_reproduces,
+    assert_stopped,
+    assert_summary_recorded,
+    nbval,
+    parameter_names,
+)
+
+
+def test_kaggle_t4_profile_is_the_published_setup():
+    t4 = PROFILES["sdxl"]["kaggle-t4"]
+    assert t4["model"] == "stabilityai/stable-diffusion-xl-base-1.0"
+    assert t4["refiner"] == "stabilityai/stable-diffusion-xl-refiner-1.0"
+    assert (t4["height"], t4["width"]) == (1024, 1024) and t4["steps"] >= 30
+    defaults = parameter_names(nbformat.read(NOTEBOOKS / "sdxl.ipynb", as_version=4))
+    assert defaults["model"] == t4["model"] and defaults["height"] == 1024  # "Run all" on Kaggle is the real thing
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    report = run_collection("smoke", NOTEBOOKS, out, only=["sdxl"])
+    return out, report
+
+
+def test_sdxl_smoke_with_refiner(smoke_run):
+    out, report = smoke_run
+    (result,) = report["results"]
+    assert result["status"] == "passed", result.get("error")
+    smoke = PROFILES["sdxl"]["smoke"]
+    n = smoke["num_images"]
+    pngs = sorted((out / "sdxl").glob("sdxl_0*.png"))
+    assert len(pngs) == n and all(Image.open(p).size == (smoke["width"], smoke["height"]) for p in pngs)
+    assert Image.open(out / "sdxl" / "sdxl_grid.png").size == (n * smoke["width"], smoke["height"])
+    side = json.loads((out / "sdxl" / "sdxl_001.json").read_text())
+    assert side["seed"] == smoke["seed"] + 1 and side["parameters"]["refiner"] == "tiny:sdxl-refiner"
+    assert {k: side["parameters"][k] for k in smoke} == smoke
+    assert set(side["parameters"]) == set(parameter_names(nbformat.read(NOTEBOOKS / "sdxl.ipynb", as_version=4)))
+    assert [m["class"] for m in side["models"]] == ["StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"]
+    assert side["models"][0]["memory_plan"]["name"] == "cpu" and side["runtime"]["threads"] == smoke["cpu_threads"]
+    assert side["timings"]["generate_s"] > 0
+    assert sorted(result["outputs"]) == sorted(p.name for p in (out / "sdxl").iterdir())
+    assert (out / "report.json").is_file() and "| sdxl | smoke | passed |" in (out / "report.md").read_text()
+
+
+def test_sdxl_smoke_without_refiner(tmp_path):
+    params = {**PROFILES["sdxl"]["smoke"], "refiner": None, "num_images": 1}
+    result = run_notebook(NOTEBOOKS / "sdxl.ipynb", params, tmp_path)
+    assert result["status"] == "passed", result.get("error")
+    assert result["outputs"] == ["sdxl_000.json", "sdxl_000.png"]  # one image: no grid
+    side = json.loads((tmp_path / "sdxl" / "sdxl_000.json").read_text())
+    assert side["parameters"]["refiner"] is None and len(side["models"]) == 1
+
+
+def test_same_seed_same_image_across_kernels(smoke_run, tmp_path):
+    out, _ = smoke_run
+    again = run_notebook(NOTEBOOKS / "sdxl.ipynb", PROFILES["sdxl"]["smoke"], tmp_path)
+    assert again["status"] == "passed"
+    for name in ("sdxl_000.png", "sdxl_001.png"):
+        assert Image.open(out / "sdxl" / name).tobytes() == Image.open(tmp_path / "sdxl" / name).tobytes()
+
+def test_nbval_reruns_and_checks_the_marked_cells(smoke_run, tmp_path):
+    out, _ = smoke_run
+    assert_reproduces(out / "sdxl.ipynb", tmp_path)
+
+
+def test_a_missing_or_failed_summary_is_caught(smoke_run, tmp_path):
+    out, _ = smoke_run
+    assert_summary_recorded(out / "sdxl.ipynb")
+    nb = nbformat.read(out / "sdxl.ipynb", as_version=4)
+    next(c for c in nb.cells if c.source.startswith("# NBVAL_CHECK_OUTPUT")).outputs = []
+    nbformat.write(nb, tmp_path / "silent.ipynb")
+    with pytest.raises(AssertionError):
+        assert_summary_recorded(tmp_path / "silent.ipynb")
+
+
+def test_nbval_catches_a_changed_result(smoke_run, tmp_path):
+    out, _ = smoke_run
+    nb = nbformat.read(out / "sdxl.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.source.startswith("# NBVAL_CHECK_OUTPUT"))
+    cell.outputs[0]["text"] = cell.outputs[0]["text"].replace("64x64", "65x64")
+    tampered = tmp_path / "tampered.ipynb"
+    nbformat.write(nb, tampered)
+    done = nbval(tampered, tmp_path)
+    assert done.returncode != 0 and "65x64" in done.stdout
+
+
+BAD_INPUTS = [("sdxl", *row) for row in [
+    ({"height": 500}, "ParameterError", "height=500 must be a multiple of 8", "genhelpers.check("),
+    ({"high_noise_frac": 1.5}, "ParameterError", "high_noise_frac=1.5 must lie strictly between 0 and 1",
+     "genhelpers.check("),
+    ({"model": "nobody/missing-sdxl"}, "WeightsNotFound", "Could not find weights for 'nobody/missing-sdxl'",
+     "genhelpers.load("),
+]]
+
+@pytest.mark.parametrize("name, override, ename, evalue, stops_at", BAD_INPUTS)
+def test_bad_input_stops_before_loading(bad_inputs, name, override, ename, evalue, stops_at):
+    """Through papermill (the session's batch, conftest.bad_inputs): stopped in the named cell with the named
+    error, before any model loads, and no files left behind."""
+    assert_stopped(*bad_inputs(name, override), ename, evalue, stops_at)
+
+
+def test_unwritable_output_dir_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    params = {**PROFILES["sdxl"]["smoke"]}
+    # the runner always sets output_dir, so drive the notebook through papermill directly for this case
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError, match="output_dir=.*is not writable"):
+        pm.execute_notebook(str(NOTEBOOKS / "sdxl.ipynb"), str(tmp_path / "x.ipynb"), kernel_name="python3",
+                            parameters={**params, "output_dir": str(blocker / "out")}, progress_bar=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "x.ipynb"]

@@ -1,0 +1,65 @@
+"""Zero123++: six views with their cameras, the v1.1 depth ControlNet, bad inputs."""
+import json
+
+import nbformat
+import pytest
+from PIL import Image
+
+from genhelpers.runs import run_notebook
+
+from ..conftest import NOTEBOOKS
+from .common import (
+    PROFILES,
+    assert_stopped,
+    broken_copy,
+    from_collection,
+    parameter_names,
+)
+
+
+@pytest.fixture(scope="module")
+def zero123_run(collection):
+    return from_collection(collection, "zero123plus")
+
+
+def test_zero123plus_six_views_with_cameras(zero123_run):
+    out, result = zero123_run
+    assert result["status"] == "passed", result.get("error")
+    folder = out / "zero123plus"
+    assert Image.open(folder / "multiview_000.png").size == (640, 960)
+    views = sorted(folder.glob("view_00*.png"))
+    assert len(views) == 6 and all(Image.open(v).size == (320, 320) for v in views)
+    side = json.loads((folder / "view_003.json").read_text())
+    assert side["generation"]["cameras"][3] == {"view": 3, "azimuth_deg": 210, "elevation_deg": -10, "fov_deg": 30}
+    assert side["index"] == 3 and side["models"][0]["class"] == "Zero123PlusPipeline"
+    gif = Image.open(folder / "turntable.gif")
+    assert json.loads((folder / "turntable.json").read_text())["clip"]["frames"] == 6 and gif.size == (320, 320)
+    assert set(side["parameters"]) == set(parameter_names(nbformat.read(NOTEBOOKS / "zero123plus.ipynb", as_version=4)))
+
+
+def test_zero123plus_v11_with_depth_controlnet(tmp_path):
+    params = {**PROFILES["zero123plus"]["smoke"], "model": "tiny:zero123plus-v1.1", "controlnet": True,
+              "allow_pickle": True}  # v1.1 is published as pickles
+    result = run_notebook(NOTEBOOKS / "zero123plus.ipynb", params, tmp_path)
+    assert result["status"] == "passed", result.get("error")
+    side = json.loads((tmp_path / "zero123plus" / "view_000.json").read_text())
+    assert side["generation"]["cameras"][0]["elevation_deg"] == 30  # v1.1 cameras
+    assert [m["class"] for m in side["models"]] == ["Zero123PlusPipeline"]
+    assert side["models"][0]["components"] == {"controlnet": "tiny:controlnet-zp11-depth"}
+
+
+
+@pytest.mark.parametrize("override, ename, evalue, stops_at", [
+    ({"image": "tiny"}, "ParameterError", "needs at least 320×320", "load_condition("),
+    ({"image": "does/not/exist.png"}, "ParameterError", "no such file", "genhelpers.check("),
+    ({"model": "broken"}, "ValueError", "missing component(s) vision_encoder", "genhelpers.load("),
+])
+def test_zero123plus_bad_input(tmp_path, twins, override, ename, evalue, stops_at):
+    if override.get("image") == "tiny":
+        Image.new("RGB", (64, 64)).save(tmp_path / "tiny.png")
+        override = {"image": str(tmp_path / "tiny.png")}
+    if override.get("model") == "broken":
+        override = {"model": broken_copy(twins["zero123plus-v1.2"], "vision_encoder", tmp_path)}
+    result = run_notebook(NOTEBOOKS / "zero123plus.ipynb", {**PROFILES["zero123plus"]["smoke"], **override},
+                          tmp_path / "run")
+    assert_stopped(result, tmp_path / "run", ename, evalue, stops_at)

@@ -40,8 +40,8 @@ bench: setup  ## timings and classroom quality written to benchmarks/results.jso
 	$(RUN_ENV) $(PY) benchmarks/bench_classroom.py
 	$(PY) benchmarks/bench_suite.py  # fresh clone: make setup, make test, make run (~20 min)
 
-wheel: setup  ## dist/genhelpers-*.whl, to attach on Kaggle as a dataset
-	$(PY) -m pip wheel -qq --no-deps -w dist .
+wheel: setup  ## dist/genhelpers-*.whl from the committed files (git archive HEAD); `genhelpers kaggle build` makes the dataset
+	$(VENV)/bin/genhelpers kaggle wheel --out dist
 
 clean:
 	rm -rf outputs .cache dist build genhelpers.egg-info .pytest_cache

@@ -73,6 +73,8 @@ def cmd_kaggle(a) -> int:
         for k in m["kernels"]:
             print(f"  {k['folder']}/  ->  kaggle kernels push -p {Path(a.out) / k['folder']}")
         print(f"next: genhelpers kaggle push {a.out}   (first time: --new-dataset)")
+    elif a.action == "wheel":
+        print(f"wrote {kaggle.build_wheel(Path(a.out))} (from the committed files: git archive HEAD)")
     elif a.action == "push":
         for kid in kaggle.push(a.dir, new_dataset=a.new_dataset):
             print(f"pushed {kid}")
@@ -128,6 +130,8 @@ def main(argv=None) -> int:
     kb.add_argument("--no-internet", action="store_true", help="run offline (weights must be attached)")
     kb.add_argument("--no-wheelhouse", action="store_true", help="leave out the tested versions' wheels")
     kb.add_argument("--notebooks", default=str(REPO_NOTEBOOKS))
+    kw = ksub.add_parser("wheel", help="the genhelpers wheel alone, from the committed files (git archive HEAD)")
+    kw.add_argument("--out", default="dist")
     for action, text in (("push", "upload the dataset and push every notebook"),
                          ("status", "each pushed notebook's status"),
                          ("collect", "download the outputs and write the report")):

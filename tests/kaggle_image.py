@@ -122,10 +122,15 @@ def wheelhouse() -> Path:
 
 
 def genhelpers_wheel(dest: Path) -> Path:
+    """The genhelpers wheel of this working tree in ``dest``, with the dataset's hashes.json recorded as
+    `genhelpers kaggle build` records it (call ``folders.record_hashes(dest)`` again after adding files)."""
+    from genhelpers.platform.folders import record_hashes
+
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest),
                     str(REPO)], check=True, capture_output=True)
     (wheel,) = dest.glob("genhelpers-*.whl")
+    record_hashes(dest)
     return wheel
 
 

@@ -2,7 +2,7 @@
 ``huggingface_hub`` client (``HF_ENDPOINT``).
 
 What it serves, as the hub does (the endpoints huggingface_hub 2.x calls):
-  GET  /api/models/<repo>[/revision/<rev>]         repo info (sha, siblings, gated)
+  GET  /api/models/<repo>[/revision/<rev>]         repo info (sha, siblings, gated) at a branch head or commit
   GET  /api/models/<repo>/tree/<rev>[/<path>]      the file listing (one page)
   HEAD|GET /<repo>/resolve/<rev>/<path>            a file, with X-Repo-Commit and ETag
 Gated repositories (``gated: true`` in hub_trees.json) list their files but answer a download with 401 (no
@@ -41,6 +41,19 @@ class Hub:
         self.repos, self.twins, self.aliases, self.tokens = repos, twins or {}, aliases or {}, set(tokens)
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, for assertions
         self.server = None
+        # commits: {repo: {commit: files}} beyond the default one (COMMIT, the listing above); heads: {repo: the
+        # commit 'main' points at}. A test moves main to show that a load keeps the commit it resolved first.
+        self.commits: dict[str, dict[str, list[str]]] = {}
+        self.heads: dict[str, str] = {}
+
+    def commit_of(self, repo: str, rev: str | None) -> str | None:
+        """The commit a revision names (a branch head or a commit the repo has), else None."""
+        if rev in (None, "main"):
+            return self.heads.get(repo, COMMIT)
+        return rev if rev == COMMIT or rev in self.commits.get(repo, {}) else None
+
+    def files(self, repo: str, commit: str) -> list[str]:
+        return self.commits.get(repo, {}).get(commit, self.repos[repo]["files"])
 
     # ---------------------------------------------------------------------------------------- content
     def content(self, repo: str, path: str) -> bytes:
@@ -59,9 +72,9 @@ class Hub:
                     return same[0].read_bytes()
         return f"placeholder for {repo}/{path}: not a file any loader should read\n".encode()
 
-    def listing(self, repo: str) -> list[dict]:
+    def listing(self, repo: str, commit: str = COMMIT) -> list[dict]:
         return [{"type": "file", "path": p, "size": len(self.content(repo, p)),
-                 "oid": hashlib.sha1(f"{repo}/{p}".encode()).hexdigest()} for p in self.repos[repo]["files"]]
+                 "oid": hashlib.sha1(f"{repo}/{p}".encode()).hexdigest()} for p in self.files(repo, commit)]
 
     # ---------------------------------------------------------------------------------------- server
     def __enter__(self):
@@ -98,13 +111,16 @@ class Hub:
                     if repo not in hub.repos:
                         return self._error(404, "RepoNotFound", "Repository not found", head)
                     rest = parts[4:]
+                    commit = hub.commit_of(repo, rest[1] if rest[:1] in (["tree"], ["revision"]) else None)
+                    if commit is None:
+                        return self._error(404, "RevisionNotFound", "Invalid rev id", head)
                     if rest[:1] == ["tree"]:
                         prefix = "/".join(rest[2:])
-                        items = [i for i in hub.listing(repo) if i["path"].startswith(prefix)]
+                        items = [i for i in hub.listing(repo, commit) if i["path"].startswith(prefix)]
                         return self._json(items, head)
                     gated = "manual" if hub.repos[repo].get("gated") else False
-                    return self._json({"id": repo, "modelId": repo, "sha": COMMIT, "private": False, "gated": gated,
-                                       "siblings": [{"rfilename": p} for p in hub.repos[repo]["files"]]}, head)
+                    return self._json({"id": repo, "modelId": repo, "sha": commit, "private": False, "gated": gated,
+                                       "siblings": [{"rfilename": p} for p in hub.files(repo, commit)]}, head)
                 if len(parts) >= 5 and parts[2] == "resolve":
                     repo, file = "/".join(parts[:2]), "/".join(parts[4:])
                     if repo not in hub.repos:
@@ -116,11 +132,14 @@ class Hub:
                             return self._error(401, "GatedRepo", "Access to this model is restricted: log in", head)
                         if token not in hub.tokens:
                             return self._error(403, "GatedRepo", "You are not in the authorized list", head)
-                    if file not in hub.repos[repo]["files"]:
+                    commit = hub.commit_of(repo, parts[3])
+                    if commit is None:
+                        return self._error(404, "RevisionNotFound", "Invalid rev id", head)
+                    if file not in hub.files(repo, commit):
                         return self._error(404, "EntryNotFound", f"{file} does not exist", head)
                     body = hub.content(repo, file)
                     etag = hashlib.sha256(body).hexdigest()
-                    return self._send(200, body, {"X-Repo-Commit": COMMIT, "ETag": f'"{etag}"',
+                    return self._send(200, body, {"X-Repo-Commit": commit, "ETag": f'"{etag}"',
                                                   "Content-Type": "application/octet-stream"}, head)
                 return self._error(404, "EntryNotFound", "unknown route", head)
 

@@ -54,40 +54,129 @@ def test_converted_once_then_read_without_pickles(cache, monkeypatch):
     assert enc2.vocab_size == 512 and enc2.n_hid == 64  # its settings travel in the file's metadata
 
 
-def test_weights_only_false_lives_in_one_place():
-    root = Path(dvae.__file__).parent
-    hits = [p for p in root.rglob("*.py") if "weights_only=False" in p.read_text()]
-    assert hits == [root / "dvae.py"]
-    assert dvae.Path(dvae.__file__).read_text().count("weights_only=False)") == 1
+def test_no_pickle_is_read_with_weights_only_false_anywhere():
+    """The dVAE's pickles are read with weights_only=True and only OpenAI's classes allowed (issue 33): nothing in
+    genhelpers reads a pickle the unsafe way any more."""
+    root = Path(dvae.__file__).parents[1]
+    assert [p for p in root.rglob("*.py") if "weights_only=False" in p.read_text()] == []
 
 
-def test_the_cdn_route_downloads_converts_and_removes_the_pickles(cache, tmp_path, monkeypatch):
-    """The published route rehearsed: the pickles served over HTTP in place of OpenAI's CDN."""
-    served = dvae._twin_folder()
-    requests = []
+class CDN:
+    """OpenAI's CDN rehearsed: the twin's pickles (or whatever a test puts there) served over https from
+    127.0.0.1 with a certificate made for the test, trusted through SSL_CERT_FILE; ``redirect`` answers every
+    request with a 302 to that address instead."""
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **k):
-            super().__init__(*a, directory=str(served), **k)
+    def __init__(self, folder: Path, tmp_path: Path, redirect: str | None = None):
+        import ssl
+        import subprocess
 
-        def log_message(self, *a):
-            requests.append(a[1])
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+                        str(cert)], check=True, capture_output=True)
+        self.cert, self.requests = cert, []
+        cdn = self
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(dvae, "CDN", f"http://127.0.0.1:{server.server_port}/")
-    try:
-        with pytest.raises(ParameterError, match="allow_pickle"):
-            dvae.load("openai")
-        assert requests == []  # refused before any download
-        enc, _ = dvae.load("openai", allow_pickle=True)
-        assert len(requests) == 2
-        assert not list((cache / "dvae" / "converted" / "openai").rglob("*.pkl"))  # downloads removed
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **k):
+                super().__init__(*a, directory=str(folder), **k)
+
+            def do_GET(self):
+                if redirect:
+                    cdn.requests.append(self.path)
+                    self.send_response(302)
+                    self.send_header("Location", redirect + self.path)
+                    self.end_headers()
+                    return
+                super().do_GET()
+
+            def log_message(self, *a):
+                if not redirect:
+                    cdn.requests.append(a[1])
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"https://127.0.0.1:{self.server.server_port}/"
+
+
+@pytest.fixture
+def cdn(tmp_path, monkeypatch):
+    served = tmp_path / "served"
+    served.mkdir()
+    for p in dvae.PARTS:
+        (served / f"{p}.pkl").write_bytes((dvae._twin_folder() / f"{p}.pkl").read_bytes())
+    server = CDN(served, tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.cert))
+    monkeypatch.setattr(dvae, "CDN", server.url)
+    yield server, served
+    server.server.shutdown()
+
+
+def test_the_cdn_route_downloads_converts_and_removes_the_pickles(cache, cdn):
+    """The published route rehearsed over https: refused before any download without the opt-in; with it, the
+    pickles are downloaded, converted once (their SHA-256 kept in the converted files), and removed."""
+    from genhelpers.platform.folders import sha256
+
+    server, served = cdn
+    with pytest.raises(ParameterError, match="allow_pickle"):
         dvae.load("openai")
-        assert len(requests) == 2  # the second time: the converted files, no network
-    finally:
-        server.shutdown()
+    assert server.requests == []  # refused before any download
+    enc, _ = dvae.load("openai", allow_pickle=True)
+    assert len(server.requests) == 2
+    converted = cache / "dvae" / "converted" / "openai"
+    assert not list(converted.rglob("*.pkl"))  # downloads removed
+    assert dvae.provenance(converted) == {p: {"source": server.url + f"{p}.pkl",
+                                              "source_sha256": sha256(served / f"{p}.pkl")} for p in dvae.PARTS}
+    dvae.load("openai")
+    assert len(server.requests) == 2  # the second time: the converted files, no network
     assert enc.vocab_size == 512
+
+
+def test_a_swapped_pickle_runs_no_code_even_with_the_opt_in(cache, cdn, tmp_path):
+    """The review's case (issue 33, finding 3): a pickle whose __reduce__ runs a command, served in place of
+    encoder.pkl. Before the fix it ran as soon as it was unpickled; now the read stops at the first global that is
+    not one of OpenAI's classes, and nothing ran."""
+    import pickle
+
+    _, served = cdn
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return os.system, (f"touch {marker}",)
+
+    torch.save({"state": Payload()}, served / "encoder.pkl", _use_new_zipfile_serialization=True,
+               pickle_module=pickle)
+    with pytest.raises(ValueError, match="not a dVAE pickle genhelpers can read safely"):
+        dvae.load("openai", allow_pickle=True)
+    assert not marker.exists()
+    assert not list((cache / "dvae" / "converted" / "openai").rglob("*.safetensors"))
+
+
+def test_a_pinned_hash_is_checked_before_the_file_is_opened(cache, cdn, monkeypatch):
+    monkeypatch.setitem(dvae.PINNED_SHA256, "encoder", "0" * 64)
+    opened = []
+    monkeypatch.setattr(dvae, "_unpickle", lambda *a: opened.append(a))
+    with pytest.raises(ValueError, match="is not the pinned 0000"):
+        dvae.load("openai", allow_pickle=True)
+    assert opened == []
+
+
+def test_a_redirect_to_plain_http_is_refused(cache, tmp_path, monkeypatch):
+    server = CDN(tmp_path, tmp_path, redirect="http://127.0.0.1:9/")
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.cert))
+    monkeypatch.setattr(dvae, "CDN", server.url)
+    try:
+        with pytest.raises(ValueError, match="which is not https: refusing to download"):
+            dvae.load("openai", allow_pickle=True)
+    finally:
+        server.server.shutdown()
+    assert server.requests == ["/encoder.pkl"]
 
 
 def test_a_folder_without_the_pickles_is_named_with_the_fix(tmp_path):

@@ -199,3 +199,69 @@ def test_karlo_and_its_variations_open_no_pickle(online):
     assert {f.split("/")[0] for f in fetched(online)} == {"model_index.json", "decoder_scheduler",
                                                         "super_res_scheduler"}
     assert var.decoder is karlo.decoder and var.image_encoder is encoder
+
+
+# ------------------------------------------------------------------------------------ trust (issue 33)
+def test_a_load_resolves_the_revision_once_and_records_its_commit(online):
+    """The review's case (finding 12): main moves between the listing and the download (here: to a commit that
+    adds a pickle). The load asked the hub for main once, took that commit, and fetched every file at it; the
+    sidecar's model record says which commit."""
+    repo = "madebyollin/sdxl-vae-fp16-fix"
+    first, moved = "1" * 40, "2" * 40
+    files = online.repos[repo]["files"]
+    online.commits[repo] = {first: files, moved: [*files, "diffusion_pytorch_model.bin"]}
+    online.heads[repo] = first
+    import huggingface_hub
+
+    real = huggingface_hub.HfApi.model_info
+
+    def then_main_moves(self, *a, **k):
+        info = real(self, *a, **k)
+        online.heads[repo] = moved  # someone pushes right after our listing
+        return info
+
+    huggingface_hub.HfApi.model_info = then_main_moves
+    try:
+        vae = genhelpers.load(repo, CPU, memory=None, quiet=True)
+    finally:
+        huggingface_hub.HfApi.model_info = real
+    assert vae.genhelpers_info["revision"] == first
+    def revision(path):  # /<owner>/<name>/resolve/<rev>/<file> or /api/models/<owner>/<name>/revision/<rev>
+        parts = path.split("/")
+        return parts[parts.index("resolve" if "/resolve/" in path else "revision") + 1]
+
+    revisions = {revision(p) for m, p in online.requests if "/resolve/" in p or "/revision/" in p}
+    assert revisions == {first}, online.requests  # never 'main' again, never the moved commit
+    asked = [p for m, p in online.requests if p.startswith("/api/models/")]
+    assert asked[0] == f"/api/models/{repo}" and asked.count(asked[0]) == 1  # main asked once
+
+
+def test_a_reference_can_pin_a_commit(online):
+    """'owner/name@<commit>' (e.g. in a profile) loads that commit, whatever main says; an unknown commit is a
+    teaching error, not a silent fallback."""
+    repo = "madebyollin/sdxl-vae-fp16-fix"
+    pinned = "3" * 40
+    online.commits[repo] = {pinned: online.repos[repo]["files"]}
+    vae = genhelpers.load(f"{repo}@{pinned}", CPU, memory=None, quiet=True)
+    assert vae.genhelpers_info["revision"] == pinned and vae.genhelpers_info["ref"] == f"{repo}@{pinned}"
+    assert all(pinned in p for m, p in online.requests if "/resolve/" in p)
+    with pytest.raises(weights.WeightsNotFound, match="has no revision '4444"):
+        genhelpers.load(f"{repo}@{'4' * 40}", CPU, memory=None, quiet=True)
+
+
+def test_allow_pickle_keeps_safetensors_first(tmp_path, twins):
+    """The review's case (finding 7): a pickle beside the safetensors of a component. Without the opt-in the
+    safetensors load; with it too (before the fix, allow_pickle=True read the .bin instead, and a
+    safetensors-only twin failed to load at all)."""
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "both"
+    shutil.copytree(twins["modelscope-t2v"], folder)
+    torch.save({"not": torch.zeros(1)}, folder / "vae" / "diffusion_pytorch_model.bin")  # would fail to load
+    for allow in (False, True):
+        pipe = genhelpers.load(str(folder), CPU, memory=None, quiet=True, allow_pickle=allow)
+        assert pipe.vae is not None
+    pipe = genhelpers.load("tiny:modelscope-t2v", CPU, memory=None, quiet=True, allow_pickle=True)
+    assert pipe.vae is not None

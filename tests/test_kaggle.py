@@ -72,6 +72,8 @@ def test_pushed_notebook_carries_the_profile(built):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # prepared, not run
     original = nbformat.read(NOTEBOOKS / "sdxl.ipynb", as_version=4)
     assert len(nb.cells) == len(original.cells) + 1
+    # the install cell installs from the dataset pushed with it, by owner: never another attached dataset
+    assert 'os.environ.get("GENHELPERS_DATASET", "alice/genhelpers-wheel")' in nb.cells[1].source
 
 
 def test_dataset_has_the_wheel_and_the_tested_versions(built):
@@ -96,6 +98,14 @@ def test_dataset_has_the_wheel_and_the_tested_versions(built):
     assert not any(c.startswith(("torch", "nvidia")) for c in download)
     assert stack.tested(ds / "wheelhouse" / "tested-versions.txt") == pins
     assert stack.find_wheelhouse(out) == ds / "wheelhouse"  # what a notebook's install cell looks for
+    # every file is recorded with its SHA-256, the commit it was built from with it; the checks pass on it
+    from genhelpers.platform.folders import verified
+
+    record = json.loads((ds / "hashes.json").read_text())
+    assert wheel.name in record["files"] and len(record["commit"]) == 40
+    assert record["dataset"] == "alice/genhelpers-wheel"
+    assert set(verified(ds, [wheel, *(ds / "wheelhouse").glob("*.whl")])) == {
+        p.relative_to(ds).as_posix() for p in [wheel, *(ds / "wheelhouse").glob("*.whl")]}
 
 
 def test_build_refuses_bad_input(built, tmp_path):

@@ -68,7 +68,8 @@ def test_online_old_layout_the_install_cell_then_sdxl(tmp_path, monkeypatch):
     kaggle_image.genhelpers_wheel(mount / "genhelpers-wheel")
     env, result, said = run_in_image(tmp_path, monkeypatch, "sdxl", mount)
     assert result["status"] == "passed", result.get("error")
-    assert "installed the tested versions: diffusers 0.37.1 → 0.42.1" in said
+    assert f"genhelpers installed from {mount / 'genhelpers-wheel'}" in said  # the one line: what, from where
+    assert "installed the tested versions from the package index: diffusers 0.37.1 → 0.42.1" in said
     got = kaggle_image.versions(env / "bin" / "python", WATCHED)
     assert {n: got[n] for n in stack.tested()} == stack.tested()
     assert got["torch"].startswith("2.13.0") and got["trimesh"]  # torch untouched; trimesh added
@@ -81,9 +82,12 @@ def test_offline_new_layout_only_the_wheelhouse_then_svd_and_dalle_tokens(tmp_pa
     (/kaggle/input/datasets/<owner>/<slug>/) with the genhelpers wheel and the wheelhouse: the tested set and
     what it needs install from the wheelhouse alone, then the SVD notebook runs; then the dVAE notebook, whose
     package comes from the wheelhouse too, without its declared dependencies."""
+    from genhelpers.platform.folders import record_hashes
+
     ds = tmp_path / "input" / "datasets" / "alice" / "genhelpers-wheel"
     kaggle_image.genhelpers_wheel(ds)
     shutil.copytree(kaggle_image.wheelhouse(), ds / "wheelhouse")
+    record_hashes(ds)  # as `genhelpers kaggle build` does: every file of the dataset, wheelhouse included
     env, result, said = run_in_image(tmp_path, monkeypatch, "svd", tmp_path / "input", kaggle_image.offline_pip())
     assert result["status"] == "passed", result.get("error")
     assert "from the attached wheelhouse" in said and "transformers 5.0.0 → 5.24.0" in said

@@ -85,9 +85,13 @@ def test_tested_versions_are_installed_here():
 
 @pytest.mark.parametrize("layout", ["genhelpers-wheel", "datasets/alice/genhelpers-wheel"])
 def test_an_attached_wheelhouse_installs_offline_in_both_mount_layouts(tmp_path, monkeypatch, capsys, layout):
+    from genhelpers.platform.folders import record_hashes
+
     wh = tmp_path / "input" / layout / "wheelhouse"
     wh.mkdir(parents=True)
     (wh / "tested-versions.txt").write_text(stack.TESTED_FILE.read_text())
+    (wh / "diffusers-0.42.1-py3-none-any.whl").write_bytes(b"a wheel")
+    record_hashes(wh.parent)  # as `genhelpers kaggle build` records every file of the dataset
     monkeypatch.setenv("GENHELPERS_KAGGLE_INPUT", str(tmp_path / "input"))
     assert stack.find_wheelhouse() == wh
     calls = []

@@ -38,6 +38,7 @@ class Entry:
     skip: dict = field(default_factory=dict)
     gated: bool = False  # the repository asks for a licence to be accepted and a token (see weights.hub_token)
     pickle_only: bool = False  # the repository publishes pickle weights only: loading needs allow_pickle=True
+    revision: str | None = None  # a hub commit to load instead of the branch head (None: main, resolved once)
     notes: str = ""
 
     @property
@@ -516,7 +517,7 @@ def find(ref: str) -> Entry | None:
     """The catalog entry a reference names (by key, by published hub id, or as ``tiny:<key>``), else None."""
     if not isinstance(ref, str):
         return None
-    key = ref[len("tiny:"):] if ref.startswith("tiny:") else ref
+    key = ref[len("tiny:"):] if ref.startswith("tiny:") else ref.split("@")[0]  # 'owner/name@<commit>' pins one
     if key in ENTRIES:
         return ENTRIES[key]
     for e in ENTRIES.values():

@@ -156,7 +156,7 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
         var, own = _components_by_variant(res.path, cls, only, set(extra), var, dtype, allow_pickle,
                                           entry.component_folders if entry else {})
         extra.update(own)
-    kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=not allow_pickle)
+    kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=_safetensors(allow_pickle))
     if "safety_checker" in skipped and is_pipeline_cls and "requires_safety_checker" in _init_params(cls):
         kwargs["requires_safety_checker"] = False  # skipped knowingly, said below
     if chosen is not None and chosen.device_map and is_pipeline:
@@ -175,6 +175,7 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
     obj.genhelpers_plan = chosen
     n_params = sum(p.numel() for m in _modules(obj) for p in m.parameters())
     info = {"ref": str(ref), "class": type(obj).__name__, "source": res.source, "path": str(res.path),
+            "revision": res.revision,
             "dtype": dtype, "variant": var, "parameters": n_params, "load_s": round(load_s, 3),
             "memory_plan": chosen.as_dict() if chosen else None,
             "components": {k: getattr(v, "genhelpers_info", {}).get("ref", type(v).__name__) for k, v in extra.items()
@@ -204,6 +205,13 @@ def _auto_replaces(name: str, ref: str, dtype: str) -> bool:
     """Does ``name="auto"`` bring a replacement (so the model's own copy need not be downloaded)?"""
     entry = catalog.find(ref)
     return name == "vae" and dtype == "float16" and entry is not None and entry.fp16_vae is not None
+
+
+def _safetensors(allow_pickle: bool):
+    """diffusers' and transformers' ``use_safetensors``: True (safetensors only) by default; with the pickle opt-in
+    None — safetensors still first wherever a component has them, pickles only for the parts that have none
+    (``False`` would read a ``.bin`` even where a ``.safetensors`` sits beside it)."""
+    return None if allow_pickle else True
 
 
 def _components_by_variant(path, cls, only, supplied, var, dtype, allow_pickle, folders):
@@ -241,7 +249,7 @@ def _components_by_variant(path, cls, only, supplied, var, dtype, allow_pickle, 
             frozen_pipeline_modules()  # (the old module names of frozen pipelines are attributes from here on)
             model_cls = getattr(getattr(diffusers.pipelines, module), name)
         own[c] = model_cls.from_pretrained(path / folder, dtype=getattr(torch, dtype), variant=v,
-                                           use_safetensors=not allow_pickle)
+                                           use_safetensors=_safetensors(allow_pickle))
     return var, own
 
 

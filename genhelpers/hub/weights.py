@@ -26,7 +26,7 @@ from . import catalog
 SAFE = ".safetensors"
 PICKLE = (".bin", ".ckpt", ".pt", ".pth")
 WEIGHT_FILES = (SAFE, *PICKLE)
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w.-]+)?$")  # '@<commit>' pins a revision
 
 
 class WeightsNotFound(FileNotFoundError):
@@ -50,12 +50,19 @@ def twin_folder(name: str) -> Path:
     return _TWINS["build"](name)
 
 
+def split_revision(ref: str) -> tuple[str, str | None]:
+    """'owner/name@<commit>' -> ('owner/name', '<commit>'); a reference without '@' has no revision."""
+    name, _, revision = str(ref).partition("@")
+    return name, (revision or None)
+
+
 @dataclass(frozen=True)
 class Resolved:
     ref: str
     path: Path
     source: str  # "tiny" | "path" | "kaggle-input" | "kagglehub" | "hf-hub"
     entry: catalog.Entry | None = None
+    revision: str | None = None  # the hub commit the files come from (hf-hub only)
 
     def variants(self) -> set[str]:
         """File-name variants present in the folder (``fp16`` for ``*.fp16.safetensors``)."""
@@ -200,7 +207,9 @@ def from_kaggle_input(repo: str) -> Path | None:
     return None
 
 
-KAGGLE_HANDLE = re.compile(r"^[\w.-]+/[\w.-]+/[\w.-]+/[\w.-]+(/\d+)?$")
+# every part starts with a letter or digit: no '.', '..' or hidden names, so a handle stays inside the mount
+_PART = r"[A-Za-z0-9][\w.-]*"
+KAGGLE_HANDLE = re.compile(rf"^{_PART}/{_PART}/{_PART}/{_PART}(/\d+)?$")
 
 
 def kaggle_handle(ref: str) -> str:
@@ -216,10 +225,10 @@ def kaggle_handle(ref: str) -> str:
 def from_kagglehub(handle: str) -> Path | None:
     """A Kaggle Models handle: the attached mount when there is one, else kagglehub (which returns the mount
     inside a Kaggle session and downloads elsewhere). The folder that really holds the weights is returned."""
-    parts = handle.split("/")
+    parts = kaggle_handle("kaggle:" + handle).split("/")
     root = kaggle_input_root()
     for top in (root / "models" / Path(*parts), root / Path(*parts[1:])):
-        if top.is_dir() and (found := _weights_folder(top)):
+        if top.is_dir() and top.resolve().is_relative_to(root.resolve()) and (found := _weights_folder(top)):
             return found
     try:
         import kagglehub
@@ -306,16 +315,29 @@ def hub_token() -> str | None:
         return token
     try:
         from kaggle_secrets import UserSecretsClient
-
-        return UserSecretsClient().get_secret("HF_TOKEN") or None
-    except Exception:  # not on Kaggle, or no such secret
+    except ImportError:  # not on Kaggle
         pass
+    else:
+        try:
+            return UserSecretsClient().get_secret("HF_TOKEN") or None
+        except Exception as e:  # no such secret, or the secrets service failed: say which, never the value
+            _secret_lookup_failed("Kaggle Secrets", e)
     try:
         from google.colab import userdata
-
-        return userdata.get("HF_TOKEN") or None
-    except Exception:  # not on Colab, or no such secret / access not granted
+    except ImportError:  # not on Colab
         return None
+    try:
+        return userdata.get("HF_TOKEN") or None
+    except Exception as e:  # no such secret, or access not granted to this notebook
+        _secret_lookup_failed("Colab's secrets", e)
+        return None
+
+
+def _secret_lookup_failed(where: str, error: Exception) -> None:
+    """A failing secrets lookup is not 'no token': name the service and the error's class (the message of a
+    secrets service may echo what was asked, never the value; it is not printed)."""
+    print(f"⚠ HF_TOKEN could not be read from {where} ({type(error).__name__}); continuing without a token "
+          f"(gated models will say so)")
 
 
 class GatedModel(WeightsNotFound):
@@ -336,26 +358,34 @@ def gated_message(repo: str, token: bool) -> str:
             f"  3. re-run this cell.")
 
 
-def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, aliases: dict | None = None) -> Path:
+def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, aliases: dict | None = None,
+             revision: str | None = None) -> tuple[Path, str]:
     """Download (or, offline, find in the cache) exactly the files ``select_files`` picks from the repo's
-    listing. Gated repositories and an unreachable hub get their own errors."""
+    listing, all at one commit: ``revision`` (a commit or branch; None: main) is resolved once, and the listing,
+    the pickle check and the download all use that commit. Returns (folder, commit). Gated repositories and an
+    unreachable hub get their own errors."""
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
+        RevisionNotFoundError,
     )
 
     token = hub_token()
     if offline():
-        snap = Path(snapshot_download(repo, local_files_only=True))  # LocalEntryNotFoundError when not cached
+        snap = Path(snapshot_download(repo, revision=revision, local_files_only=True))  # LocalEntryNotFoundError
         files = [str(f.relative_to(snap)) for f in snap.rglob("*") if f.is_file()]
+        commit = snap.name  # the cache keeps each snapshot in a folder named after its commit
     else:
         try:
-            files = HfApi().list_repo_files(repo, token=token)
+            info = HfApi().model_info(repo, revision=revision, token=token)
         except GatedRepoError as e:
             raise GatedModel(gated_message(repo, bool(token))) from e
+        except RevisionNotFoundError as e:
+            raise WeightsNotFound(f"{repo} has no revision {revision!r}: check the commit on "
+                                  f"https://huggingface.co/{repo}/commits/main") from e
         except RepositoryNotFoundError as e:
             raise WeightsNotFound(f"{repo} is not on the Hugging Face hub (or is private and the token cannot see "
                                   f"it): check the spelling on https://huggingface.co/{repo}") from e
@@ -365,10 +395,12 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, alia
             raise HubUnreachable(f"the Hugging Face hub could not be reached for {repo} ({type(e).__name__}): "
                                  f"on Kaggle turn the internet on (Settings → Internet on), or attach the weights "
                                  f"as an input; HF_HUB_OFFLINE=1 uses only the local cache") from e
+        commit = info.sha
+        files = [s.rfilename for s in info.siblings or []]
     index = None
     if "model_index.json" in files:
         try:
-            index = json.loads(Path(hf_hub_download(repo, "model_index.json", token=token,
+            index = json.loads(Path(hf_hub_download(repo, "model_index.json", revision=commit, token=token,
                                                     local_files_only=offline())).read_text())
         except GatedRepoError as e:
             raise GatedModel(gated_message(repo, bool(token))) from e
@@ -380,7 +412,8 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, alia
         raise ValueError(pickle_message(repo, pickled))
     wanted = select_files(files, index, variant, allow_pickle, only, aliases)
     try:
-        return Path(snapshot_download(repo, allow_patterns=wanted, token=token, local_files_only=offline()))
+        return Path(snapshot_download(repo, revision=commit, allow_patterns=wanted, token=token,
+                                      local_files_only=offline())), commit
     except GatedRepoError as e:
         raise GatedModel(gated_message(repo, bool(token))) from e
 
@@ -430,7 +463,9 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
         check_weights(path, allow_pickle, None, only, aliases)
         return Resolved(ref, path, "kagglehub", entry)
 
-    repo = entry.repo if entry else ref
+    name, pinned = split_revision(ref)
+    repo = entry.repo if entry else name
+    pinned = pinned or (entry.revision if entry else None)
     if (path := from_kaggle_input(repo)) is not None:
         check_weights(path, allow_pickle, None, only, aliases)
         return Resolved(ref, path, "kaggle-input", entry)
@@ -439,10 +474,11 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
             if (path := from_kagglehub(entry.kaggle_handle)) is not None:
                 check_weights(path, allow_pickle, None, only, aliases)
                 return Resolved(ref, path, "kagglehub", entry)
-        except Exception:  # fall through to the hub; the final error lists every route
-            pass
+        except Exception as e:  # fall through to the hub, and say so: the weights' source changes
+            print(f"⚠ the Kaggle Models mirror {entry.kaggle_handle} failed ({type(e).__name__}: "
+                  f"{str(e).splitlines()[0][:200] if str(e) else ''}); trying the Hugging Face hub instead")
     try:
-        path = from_hub(repo, variant, allow_pickle, only, aliases)
+        path, commit = from_hub(repo, variant, allow_pickle, only, aliases, revision=pinned)
     except (GatedModel, HubUnreachable):
         raise
     except ValueError as e:
@@ -453,4 +489,4 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
         reason = type(e).__name__ if offline() else f"{type(e).__name__}: {e}".splitlines()[0]
         raise WeightsNotFound(not_found_message(ref, repo, entry, f"not in the hub cache ({reason})")) from e
     check_weights(path, allow_pickle, None, only, aliases)
-    return Resolved(ref, path, "hf-hub", entry)
+    return Resolved(ref, path, "hf-hub", entry, commit)

@@ -11,11 +11,13 @@ Two things of that release need care, both handled here and nowhere else:
 
 * the package's metadata pulls torchvision, mypy and pytest: ``ensure_package`` installs it **without its
   dependencies** (it needs only torch, numpy, Pillow, requests and attrs);
-* the weights are pickles of whole modules, which ``torch.load`` refuses since torch 2.6 (``weights_only``) — and
-  loading a pickle can run code. Our rule is safetensors only, so reading them is an explicit opt-in
-  (``allow_pickle=True``, for a source you trust): ``_unpickle`` is the one place that reads a pickle with
-  ``weights_only=False``; each module is converted **once** to ``.safetensors`` (its constructor settings in the
-  file's metadata) in the cache, and every later load reads the converted file without any opt-in.
+* the weights are pickles of whole modules — and loading a pickle can run code. Our rule is safetensors only, so
+  reading them is an explicit opt-in (``allow_pickle=True``). Even then nothing in them runs: ``_unpickle`` reads
+  with ``weights_only=True``, allowing only the classes of OpenAI's release (a swapped file naming anything else
+  stops before it is built); downloads go over https only (redirects included), their SHA-256 is checked against
+  ``PINNED_SHA256`` where it is pinned and recorded in the converted files and the sidecar (``provenance``). Each
+  module is converted **once** to ``.safetensors`` (its constructor settings in the file's metadata) in the
+  cache, and every later load reads the converted file without any opt-in.
 
 Sources: ``"openai"`` (the CDN), a local folder holding ``encoder.pkl`` and ``decoder.pkl`` (a Kaggle dataset),
 or ``"tiny:dalle-dvae"``, the twin: the same classes at their smallest allowed width, random weights, pickled the
@@ -36,6 +38,11 @@ from ..errors import ParameterError
 
 PACKAGE = "DALL-E==0.1"
 CDN = "https://cdn.openai.com/dall-e/"
+# SHA-256 of OpenAI's published encoder.pkl / decoder.pkl, checked before a downloaded file is opened. Not known
+# yet: the CDN was out of reach where this was written and no public record of the hashes was found. Until they
+# are filled in, the files are still read only with weights_only=True limited to OpenAI's dall_e classes (a
+# swapped file cannot run code), and their SHA-256 is recorded in the converted files and the sidecar.
+PINNED_SHA256: dict[str, str | None] = {"encoder": None, "decoder": None}
 PARTS = ("encoder", "decoder")
 TWIN = "tiny:dalle-dvae"
 # constructor settings (the classes' defaults are the published model's)
@@ -48,20 +55,30 @@ SETTINGS = ("n_init", "n_hid", "n_blk_per_group", "input_channels", "output_chan
 ACTIVATIONS_GIB_PER_MP = 3.0
 
 
+# attrs (the package's classes are attrs classes) at the version Kaggle's image carries, when a machine lacks it
+ATTRS = "attrs==26.1.0"
+
+
 def ensure_package() -> None:
-    """Import ``dall_e``, installing ``DALL-E==0.1`` without its dependencies first if it is missing: from an
-    attached genhelpers dataset's wheelhouse when there is one (internet off works), else from the index."""
+    """Import ``dall_e``, installing ``DALL-E==0.1`` without its dependencies first if it is missing: from the
+    wheelhouse of the genhelpers dataset the user attached (its SHA-256 checked against the dataset's record;
+    internet off works), else from the index."""
     if importlib.util.find_spec("dall_e") is None:
+        from ..platform.folders import verified
         from ..platform.stack import find_wheelhouse
 
         house = find_wheelhouse()
-        where = ["--no-index", "--find-links", str(house)] if house and any(house.glob("DALL_E-*.whl")) else []
-        print(f"installing {PACKAGE} without its dependencies (its metadata would pull torchvision, mypy, pytest)"
-              + (" from the attached wheelhouse" if where else ""))
+        wheels = sorted(house.glob("DALL_E-*.whl")) if house else []
+        where = ["--no-index", "--find-links", str(house)] if wheels else []
+        if wheels:
+            verified(house.parent, wheels)
+        print(f"installing {PACKAGE} without its dependencies (its metadata would pull torchvision, mypy, pytest) "
+              + (f"from {wheels[0]} (SHA-256 as recorded)" if wheels else "from the package index"))
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *where, PACKAGE], check=True)
         importlib.invalidate_caches()
-    if importlib.util.find_spec("attr") is None:  # the package's classes are attrs classes
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "attrs"], check=True)
+    if importlib.util.find_spec("attr") is None:
+        print(f"installing {ATTRS} (DALL·E's classes are attrs classes)")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", ATTRS], check=True)
         importlib.invalidate_caches()
     importlib.import_module("dall_e")
 
@@ -121,42 +138,100 @@ def _converted_dir(source: str) -> Path:
     return cache_dir() / "converted" / slug
 
 
-def _download(url: str, target: Path) -> None:
+class _HttpsOnly(__import__("urllib.request").request.HTTPRedirectHandler):
+    """Follow a redirect only to another https:// address (urllib would follow one to plain http)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not newurl.lower().startswith("https://"):
+            raise ValueError(f"{req.full_url} redirects to {newurl}, which is not https: refusing to download")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _download(url: str, target: Path) -> str:
+    """Download ``url`` to ``target`` over https only; returns the file's SHA-256."""
+    import hashlib
     import urllib.request
 
     from tqdm.auto import tqdm
 
-    part = target.with_suffix(".part")
-    with urllib.request.urlopen(url, timeout=60) as r, open(part, "wb") as f:
+    if not url.lower().startswith("https://"):
+        raise ValueError(f"{url} is not an https address: refusing to download")
+    part, digest = target.with_suffix(".part"), hashlib.sha256()
+    opener = urllib.request.build_opener(_HttpsOnly)
+    with opener.open(url, timeout=60) as r, open(part, "wb") as f:
         bar = tqdm(total=int(r.headers.get("Content-Length") or 0), unit="B", unit_scale=True, desc=target.name)
         while chunk := r.read(1 << 20):
             f.write(chunk)
+            digest.update(chunk)
             bar.update(len(chunk))
         bar.close()
     part.rename(target)
+    return digest.hexdigest()
+
+
+def check_pin(part: str, digest: str, path) -> None:
+    """Refuse a downloaded pickle whose SHA-256 differs from the pinned one (where one is pinned)."""
+    pinned = PINNED_SHA256.get(part)
+    if pinned and digest != pinned:
+        raise ValueError(f"{path}: SHA-256 {digest} is not the pinned {pinned} of OpenAI's {part}.pkl; the file was "
+                         f"not opened. Delete it and download again, or check what sits between you and {CDN}")
+
+
+def _safe_classes() -> list:
+    """The classes a published dVAE pickle may name: the ``dall_e`` modules' own and the torch layers they use.
+    Reading with ``weights_only=True`` and only these allowed, a pickle cannot run code: anything else it names
+    stops the read before it is built."""
+    import torch
+    from dall_e import decoder, encoder, utils
+
+    own = [v for m in (encoder, decoder, utils) for v in vars(m).values()
+           if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__.startswith("dall_e")]
+    return own + [torch.nn.Sequential, torch.nn.Identity, torch.nn.ReLU, torch.nn.MaxPool2d, torch.nn.Upsample]
 
 
 def _unpickle(path: Path, part: str):
-    """The one place a pickle is read with ``weights_only=False`` (only after ``allow_pickle=True``): the published
-    files are whole pickled ``dall_e`` modules, which the weights-only reader cannot rebuild."""
+    """Read a published dVAE pickle (a whole pickled ``dall_e`` module) with ``weights_only=True``, allowing only
+    the classes of OpenAI's release (``_safe_classes``): no pickle, swapped or not, runs code here."""
+    import pickle
+
     import torch
 
     cls = _classes()[part]
-    module = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        with torch.serialization.safe_globals(_safe_classes()):
+            module = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} is not a dVAE pickle genhelpers can read safely: it names something outside "
+                         f"OpenAI's dall_e classes ({str(e).splitlines()[-1][:200] if str(e) else e!r}). Nothing "
+                         f"in it ran; use the files from {CDN}") from None
     if not isinstance(module, cls):
         raise ValueError(f"{path} holds a {type(module).__name__}, not DALL·E's {cls.__name__}")
     return module
 
 
-def _convert(pickle_path: Path, part: str, target: Path) -> None:
+def _convert(pickle_path: Path, part: str, target: Path, source: str, digest: str) -> None:
     from safetensors.torch import save_file
 
     module = _unpickle(pickle_path, part)
     settings = {k: getattr(module, k) for k in SETTINGS if hasattr(module, k)}
     tensors = {k: v.detach().float().contiguous() for k, v in module.state_dict().items()}
     tmp = target.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"dall_e_class": type(module).__name__, "settings": json.dumps(settings)})
+    save_file(tensors, str(tmp), metadata={"dall_e_class": type(module).__name__, "settings": json.dumps(settings),
+                                           "source": source, "source_sha256": digest})
     tmp.rename(target)
+
+
+def provenance(folder) -> dict:
+    """{part: {"source", "source_sha256"}} of a converted folder: where its pickles came from and their SHA-256
+    (for the sidecar)."""
+    from safetensors import safe_open
+
+    out = {}
+    for p in PARTS:
+        with safe_open(str(Path(folder) / f"{p}.safetensors"), "pt") as f:
+            meta = f.metadata() or {}
+        out[p] = {"source": meta.get("source", "unknown"), "source_sha256": meta.get("source_sha256", "unknown")}
+    return out
 
 
 def resolve(source: str = "openai", allow_pickle: bool = False) -> Path:
@@ -179,20 +254,30 @@ def resolve(source: str = "openai", allow_pickle: bool = False) -> Path:
         for p in PARTS:
             if source == "openai":
                 pickle_path = Path(tmp) / f"{p}.pkl"
-                _download(CDN + f"{p}.pkl", pickle_path)  # downloaded pickles are removed after conversion
+                digest = _download(CDN + f"{p}.pkl", pickle_path)  # downloaded pickles are removed after conversion
+                check_pin(p, digest, CDN + f"{p}.pkl")
             else:
+                from ..platform.folders import sha256
+
                 pickle_path = (_twin_folder() if source == TWIN else Path(source).expanduser()) / f"{p}.pkl"
-            _convert(pickle_path, p, out / f"{p}.safetensors")
+                digest = sha256(pickle_path)
+                if source != TWIN:
+                    check_pin(p, digest, pickle_path)
+            _convert(pickle_path, p, out / f"{p}.safetensors", CDN + f"{p}.pkl" if source == "openai" else
+                     str(pickle_path), digest)
     print(f"converted the dVAE pickles once to {out} (later loads read .safetensors)")
     return out
 
 
 def load(source: str = "openai", allow_pickle: bool = False, device: str = "cpu"):
-    """(encoder, decoder) from ``source``, in eval mode on ``device``, read from the converted safetensors."""
+    """(encoder, decoder) from ``source``, in eval mode on ``device``, read from the converted safetensors. Each
+    carries ``genhelpers_info`` (where its weights came from, with the SHA-256 of the published pickle), which
+    ``genhelpers.save(..., pipe=[encoder, decoder])`` writes into the sidecar."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     folder = resolve(source, allow_pickle)
+    origin = provenance(folder)
     models = []
     for p in PARTS:
         path = folder / f"{p}.safetensors"
@@ -200,7 +285,10 @@ def load(source: str = "openai", allow_pickle: bool = False, device: str = "cpu"
             settings = json.loads(f.metadata()["settings"])
         model = build(p, settings)
         model.load_state_dict(load_file(str(path)))
-        models.append(model.to(device).eval())
+        model = model.to(device).eval()
+        model.genhelpers_info = {"ref": source, "class": type(model).__name__, "path": str(path),
+                                 "parameters": sum(t.numel() for t in model.parameters()), **origin[p]}
+        models.append(model)
     return tuple(models)
 
 

@@ -72,12 +72,21 @@ def image_packages(path: str | Path = IMAGE_FILE) -> dict[str, str]:
 
 
 def find_wheelhouse(root: str | Path | None = None) -> Path | None:
-    """A ``wheelhouse/`` folder (with its tested-versions.txt) in an attached Kaggle dataset, in either mount
-    layout (``/kaggle/input/<slug>/`` or ``/kaggle/input/datasets/<owner>/<slug>/``)."""
-    from .folders import find_in_inputs
+    """The ``wheelhouse/`` of the genhelpers dataset the user attached and named (``folders.named_dataset``:
+    GENHELPERS_DATASET, by default the one dataset called genhelpers-wheel), in either mount layout; None when
+    there is none. Another dataset's wheelhouse is never used."""
+    from .folders import named_dataset
 
-    hits = find_in_inputs("wheelhouse/tested-versions.txt", Path(root) if root else None)
-    return hits[0].parent if hits else None
+    dataset = named_dataset(Path(root) if root else None)
+    return dataset / "wheelhouse" if dataset is not None and (dataset / "wheelhouse").is_dir() else None
+
+
+def verify_wheelhouse(house: Path) -> int:
+    """Check every wheel in ``house`` against the SHA-256 its dataset recorded (UntrustedInput otherwise), before
+    pip sees any of them; returns how many were checked."""
+    from .folders import verified
+
+    return len(verified(house.parent, sorted(house.glob("*.whl"))))
 
 
 def _installed(name: str) -> str | None:
@@ -107,8 +116,9 @@ def outdated(minimum: dict[str, str] = MINIMUM, installed=None) -> dict[str, str
 def wanted(wheelhouse: Path | None = None, installed=_installed, minimum: dict[str, str] = MINIMUM) -> list[str]:
     """What to install, as pip requirements ([] when nothing is needed): the whole tested set together as soon
     as anything is missing or too old (or, with a wheelhouse attached, when the tested versions differ from
-    the image's), plus the other packages below their minimum."""
-    pins = tested(wheelhouse / "tested-versions.txt" if wheelhouse else TESTED_FILE)
+    the image's), plus the other packages below their minimum. The pins are always the installed genhelpers'
+    own (tested-versions.txt), never an attached dataset's."""
+    pins = tested()
     below = outdated(minimum, installed)
     differs = wheelhouse is not None and any(installed(n) != v for n, v in pins.items())
     if not below and not differs:
@@ -142,6 +152,7 @@ def ensure(upgrade: bool = True, minimum: dict[str, str] = MINIMUM, run=subproce
     specs = wanted(wheelhouse, installed, minimum)
     if not specs:
         return []
+    checked = verify_wheelhouse(wheelhouse) if wheelhouse else 0
     if installed("torch") is None:
         raise RuntimeError("torch is not installed: install the build for your machine first "
                            "(https://pytorch.org/get-started/locally/), then re-run this cell")
@@ -170,7 +181,9 @@ def ensure(upgrade: bool = True, minimum: dict[str, str] = MINIMUM, run=subproce
         raise RuntimeError(f"the tested versions were installed but diffusers/transformers do not import ({problem}). "
                            f"Run: {how} --force-reinstall, then restart the kernel")
     changed = [f"{n} {before[n] or 'missing'} → {installed(n)}" for n in names if before[n] != installed(n)]
-    print("installed the tested versions" + (" from the attached wheelhouse" if wheelhouse else "") + ": "
+    print("installed the tested versions"
+          + (f" from the attached wheelhouse {wheelhouse} ({checked} wheels, SHA-256 as recorded)" if wheelhouse
+             else " from the package index") + ": "
           + (", ".join(changed) or "no change")
           + (" — restart the kernel (Run → Restart) so the new versions load" if loaded else ""))
     return specs

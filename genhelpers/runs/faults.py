@@ -48,15 +48,20 @@ def signature(cls: str, ename: str, evalue: str) -> str:
 
 
 def describe(ename: str, evalue: str, status: str = "failed", cell=None, traceback: str = "") -> dict:
+    ename, evalue = plain(ename), plain(evalue)
     cls = classify(ename, evalue, status)
     return {"class": cls, "signature": signature(cls, ename, evalue), "ename": ename,
-            "evalue": (evalue or "").strip()[:2000], "cell": cell, "traceback": traceback[-4000:]}
+            "evalue": evalue.strip()[:2000], "cell": cell, "traceback": plain(traceback)[-4000:]}
 
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# every ANSI escape sequence (CSI: colours, cursor moves; OSC: titles, links), then what XML 1.0 cannot hold
+ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 def plain(lines) -> str:
-    """A traceback (papermill gives a list of ANSI-coloured lines) as plain text."""
+    """Text a notebook or a kernel wrote (papermill gives a traceback as a list of ANSI-coloured lines) as plain
+    text: escape sequences and the control characters XML 1.0 forbids removed (tabs and newlines kept), so every
+    report form can hold it."""
     text = "\n".join(lines) if isinstance(lines, (list, tuple)) else str(lines or "")
-    return ANSI.sub("", text)
+    return CONTROL.sub("", ANSI.sub("", text))

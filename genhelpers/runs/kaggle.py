@@ -27,10 +27,10 @@ from pathlib import Path
 
 from ..hub import catalog
 from ..outputs.media import atomic_dir, write_json
+from ..platform.folders import DATASET_SLUG
 
 # Kaggle's machine_shape / --accelerator names. The P100 is retired (the client warns and runs on a T4).
 MACHINES = {"T4x2": "NvidiaTeslaT4"}
-DATASET_SLUG = "genhelpers-wheel"
 MANIFEST = "genhelpers-build.json"  # not kaggle.json: that is the client's credentials file
 # What the client prints, exit status 0 or not, when something did not happen
 CLIENT_ERRORS = re.compile(r"^(Kernel push error|Dataset creation error|Dataset version creation error|"
@@ -105,21 +105,71 @@ def _pip(args: list[str], run=subprocess.run) -> None:
         raise RuntimeError(f"pip {' '.join(args[:2])} failed: {(result.stderr or '').strip()[-800:]}")
 
 
+def build_wheel(dest: Path, run=subprocess.run) -> Path:
+    """The genhelpers wheel, built from the **committed** files only (``git archive HEAD`` into a fresh folder, so
+    untracked or stale files — a scratch module, an old ``build/lib`` — can never ride along); its file list is
+    checked against ``git ls-tree HEAD genhelpers``. Returns the wheel's path in ``dest``."""
+    import tarfile
+    import tempfile
+    import zipfile
+
+    def git(*args) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the wheel is built from the repository's commits: git {' '.join(args)} failed "
+                               f"({done.stderr.strip()[-300:]}); build it from a git checkout")
+        return done.stdout
+
+    committed = set(git("ls-tree", "-r", "--name-only", "HEAD", "genhelpers").split())
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="genhelpers-wheel-") as tmp:
+        archive = Path(tmp) / "head.tar"
+        git("archive", "--format=tar", "-o", str(archive), "HEAD")
+        with tarfile.open(archive) as tar:
+            tar.extractall(Path(tmp) / "src", filter="data")
+        _pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), str(Path(tmp) / "src")], run)
+    (wheel,) = sorted(dest.glob("genhelpers-*.whl"))
+    shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("genhelpers/")}
+    extra = sorted(shipped - committed)
+    if extra:
+        wheel.unlink()
+        raise RuntimeError(f"the wheel would carry files that are not committed: {', '.join(extra[:5])}")
+    return wheel
+
+
 def build_dataset(folder: Path, user: str, wheelhouse: bool = True, run=subprocess.run, target=None) -> Path:
-    """The dataset pushed notebooks attach: genhelpers-*.whl, wheelhouse/ (the tested versions' wheels, their
-    dependency closure against Kaggle's image and the media packages, for the image's Python and platform,
-    see ``stack.build_wheelhouse``) and dataset-metadata.json."""
+    """The dataset pushed notebooks attach: genhelpers-*.whl (from the committed files), wheelhouse/ (the tested
+    versions' wheels, their dependency closure against Kaggle's image and the media packages, for the image's
+    Python and platform, see ``stack.build_wheelhouse``), dataset-metadata.json, and hashes.json: the SHA-256 of
+    every file, which the install cell and ``ensure_stack`` check before installing anything from it."""
+    from ..platform.folders import record_hashes
     from ..platform.stack import KAGGLE_TARGET, build_wheelhouse
 
     if not (REPO / "pyproject.toml").is_file():
         raise RuntimeError("kaggle build needs a checkout of the repository (it builds the genhelpers wheel)")
     folder.mkdir(parents=True, exist_ok=True)
-    _pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(folder), str(REPO)], run)
+    build_wheel(folder, run)
     if wheelhouse:
         build_wheelhouse(folder / "wheelhouse", target=target or KAGGLE_TARGET, run=run)
     write_json(folder / "dataset-metadata.json", {"title": "genhelpers wheel", "id": f"{user}/{DATASET_SLUG}",
                                                   "licenses": [{"name": "apache-2.0"}]})
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    record_hashes(folder, {"dataset": f"{user}/{DATASET_SLUG}", "commit": commit})
     return folder
+
+
+def _name_the_dataset(path: Path, dataset: str) -> None:
+    """In a pushed notebook, the install cell's default dataset becomes the one pushed with it (owner/slug)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code")
+    default = f'os.environ.get("GENHELPERS_DATASET", "{DATASET_SLUG}")'
+    if default not in cell.source:
+        raise RuntimeError(f"{path.name}: its install cell does not read GENHELPERS_DATASET as expected "
+                           f"(run tools/sync_install_cell.py)")
+    cell.source = cell.source.replace(default, f'os.environ.get("GENHELPERS_DATASET", "{dataset}")')
+    nbformat.write(nb, path)
 
 
 def build(profile: str, out, user: str, notebooks_dir=REPO / "notebooks", only=None, machine: str = "T4x2",
@@ -128,13 +178,14 @@ def build(profile: str, out, user: str, notebooks_dir=REPO / "notebooks", only=N
     """Write the push folders under ``out`` (written aside, then moved into place) and a manifest."""
     import papermill as pm
 
-    from .runner import load_profiles
+    from .runner import check_names, check_parameter_names, load_profiles
 
     if not user or "/" in user:
         raise ValueError(f"user={user!r}: give your Kaggle user name (kaggle.com/<user>), e.g. --user alice")
     notebooks_dir, out = Path(notebooks_dir), Path(out)
     profiles = load_profiles(notebooks_dir / "profiles.yaml")
     names = [n for n in profiles if profile in profiles[n] and (not only or n in only)]
+    check_names(names)
     if not names:
         raise ValueError(f"no notebook has a {profile!r} profile" + (f" among {', '.join(only)}" if only else ""))
     if out.exists() and any(out.iterdir()):
@@ -147,8 +198,10 @@ def build(profile: str, out, user: str, notebooks_dir=REPO / "notebooks", only=N
             folder = work / kernel_slug(name)
             folder.mkdir()
             params = {**profiles[name][profile], "output_dir": f"{WORKING}/{name}"}
+            check_parameter_names(name, profile, params)
             pm.execute_notebook(str(notebooks_dir / f"{name}.ipynb"), str(folder / f"{name}.ipynb"),
                                 parameters=params, prepare_only=True, kernel_name="python3", progress_bar=False)
+            _name_the_dataset(folder / f"{name}.ipynb", dataset)
             meta = kernel_metadata(name, user, params, machine, private, internet, dataset)
             write_json(folder / "kernel-metadata.json", meta)
             kernels.append({"notebook": name, "id": meta["id"], "folder": folder.name, "parameters": params})
@@ -259,9 +312,10 @@ def collect(build_dir, out, run=subprocess.run) -> dict:
     from ..outputs.media import versions
     from . import faults
     from .report import SCHEMA, write_report
-    from .runner import cell_durations, output_files, sidecar_facts, summary
+    from .runner import cell_durations, check_names, clear, output_files, sidecar_facts, summary
 
     m = _manifest(build_dir)
+    check_names(k["notebook"] for k in m["kernels"])  # a manifest is data: its names never become paths
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -277,11 +331,11 @@ def collect(build_dir, out, run=subprocess.run) -> dict:
             results.append(r)
             continue
         raw = out / f".{name}-download"
-        shutil.rmtree(raw, ignore_errors=True)
+        clear(raw, out)
         client(["kernels", "output", k["id"], "-p", str(raw)], run)
         failure = _log_error(raw) if state != "complete" else None
         files_dir = out / name
-        shutil.rmtree(files_dir, ignore_errors=True)
+        clear(files_dir, out)
         produced = raw / "outputs" / name
         shutil.move(str(produced if produced.is_dir() else raw), files_dir)
         executed = next(iter(sorted(raw.glob("*.ipynb")) if raw.is_dir() else []), None)
@@ -301,7 +355,7 @@ def collect(build_dir, out, run=subprocess.run) -> dict:
                 tb = f"Kaggle: {message}\n{tb}"
                 evalue = evalue if ename != "KernelError" else message
             r.update(status="failed", partial_files=files, error=faults.describe(ename, evalue, traceback=tb))
-        shutil.rmtree(raw, ignore_errors=True)
+        clear(raw, out)
         results.append(r)
     report = {"schema": SCHEMA, "profile": m["profile"], "profiles": [m["profile"]], "where": "kaggle",
               "machine": m["machine"], "started": m["built"], "duration_s": sum(r["duration_s"] for r in results),

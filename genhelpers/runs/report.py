@@ -27,11 +27,24 @@ def _mib(v) -> str:
     return " / ".join(f"{x:,}" for x in v) if isinstance(v, list) else f"{v:,}"
 
 
+def md(text) -> str:
+    """Text a notebook controls (names, messages, file names) made inert in a Markdown table cell: no raw HTML,
+    no column break, no code span or link it could open or close, on one line."""
+    from .faults import plain
+
+    text = " ".join(plain(str(text)).split())
+    for ch, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "&#124;"), ("`", "&#96;"),
+                       ("[", "&#91;"), ("]", "&#93;"), ("\\", "&#92;")):
+        text = text.replace(ch, entity)
+    return text
+
+
 def _error_text(r: dict, width: int = 160) -> str:
+    """The failure in one line (Markdown-safe: see ``md``)."""
     e = r.get("error")
     if not e:
-        return r.get("reason", "")
-    return f"{e.get('class', '?')} `{e.get('signature', '')}` {e['ename']}: {e['evalue']}".replace("\n", " ")[:width]
+        return md(r.get("reason", ""))
+    return f"{md(e.get('class', '?'))} `{md(e.get('signature', ''))}` {md(e['ename'])}: {md(e['evalue'][:width])}"
 
 
 def headline(report: dict) -> str:
@@ -47,21 +60,22 @@ def markdown(report: dict) -> str:
              "| --- | --- | --- | ---: | ---: | ---: | --- | --- |"]
     for r in report["results"]:
         outs = r.get("outputs") or []
-        shown = ", ".join(f"`{o}`" for o in outs[:6]) + (f" (+{len(outs) - 6})" if len(outs) > 6 else "")
+        shown = ", ".join(md(o) for o in outs[:6]) + (f" (+{len(outs) - 6})" if len(outs) > 6 else "")
         status = r["status"] + (" (resumed)" if r.get("resumed") else "")
         if r.get("kernel_start_retries"):
             status += f" (kernel restarted {r['kernel_start_retries']}× at start)"
-        lines.append(f"| {r['notebook']} | {r.get('profile', report.get('profile'))} | {status} | "
+        lines.append(f"| {md(r['notebook'])} | {md(r.get('profile', report.get('profile')))} | {md(status)} | "
                      f"{r.get('duration_s', 0):.1f} s | {_mib(r.get('host_peak_mib'))} | {_mib(r.get('gpu_peak_mib'))} "
-                     f"| {shown} | {_error_text(r).replace('|', chr(92) + '|')} |")
+                     f"| {shown} | {_error_text(r)} |")
     v = report.get("versions", {})
-    lines += ["", "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val), ""]
+    lines += ["", "Versions: " + ", ".join(f"{md(k)} {md(val)}" for k, val in v.items() if val), ""]
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------- HTML
 THUMB = 160  # pixels high
 GIF_FRAMES = 48
+MAX_PREVIEW_PIXELS = 64_000_000  # larger pictures get a note instead of a preview (a decompression bomb is tiny)
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -69,11 +83,14 @@ def _data_uri(data: bytes, mime: str) -> str:
 
 
 def _thumbnail(path: Path) -> str | None:
-    """A small inline preview: GIFs shrunk frame by frame (they still move), pictures as a small JPEG."""
+    """A small inline preview: GIFs shrunk frame by frame (they still move), pictures as a small JPEG; None for a
+    picture that cannot or should not be decoded (too many pixels: see MAX_PREVIEW_PIXELS)."""
     from PIL import Image, ImageSequence
 
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only: the size is known before any pixel is decoded
+            if im.width * im.height > MAX_PREVIEW_PIXELS:
+                return None
             scale = min(1.0, THUMB / im.height)
             size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
             buf = io.BytesIO()
@@ -85,7 +102,7 @@ def _thumbnail(path: Path) -> str | None:
             im.seek(0)
             im.convert("RGB").resize(size).save(buf, format="JPEG", quality=80)
             return _data_uri(buf.getvalue(), "image/jpeg")
-    except (OSError, ValueError):
+    except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
 
@@ -97,9 +114,7 @@ def previews(folder: Path, outputs: list[str], limit: int = 5) -> list[tuple[str
                      key=lambda o: (0 if "grid" in o else 1 if o.endswith(".gif") else 2, o))
     out = []
     for name in (summary or sorted(pictures))[:limit]:
-        uri = _thumbnail(folder / name)
-        if uri:
-            out.append((name, uri))
+        out.append((name, _thumbnail(folder / name)))
     return out
 
 
@@ -121,7 +136,9 @@ def render_html(report: dict, root: Path) -> str:
     for r in report["results"]:
         status = r["status"]
         folder = root / (r.get("executed", r["notebook"] + ".ipynb")).removesuffix(".ipynb")
-        thumbs = "".join(f'<img src="{uri}" height="{THUMB}" title="{esc(name)}" alt="{esc(name)}">'
+        thumbs = "".join(f'<img src="{uri}" height="{THUMB}" title="{esc(name)}" alt="{esc(name)}">' if uri else
+                         f"<small>{esc(name)}: no preview (not a picture this page can show, or over "
+                         f"{MAX_PREVIEW_PIXELS // 1_000_000} megapixels)</small> "
                          for name, uri in previews(folder, r.get("outputs") or []))
         detail = ""
         if r.get("error"):
@@ -140,7 +157,7 @@ def render_html(report: dict, root: Path) -> str:
         outs = len(r.get("outputs") or [])
         rows.append(
             f"<tr><td><b>{esc(r['notebook'])}</b><br><small>{esc(str(r.get('profile', '')))}</small></td>"
-            f'<td class="{status.replace(" ", "-")}">{esc(status)}{" (resumed)" if r.get("resumed") else ""}</td>'
+            f'<td class="{esc(status.replace(" ", "-"))}">{esc(status)}{" (resumed)" if r.get("resumed") else ""}</td>'
             f'<td class="num">{r.get("duration_s", 0):.1f} s</td>'
             f'<td class="num">{_mib(r.get("host_peak_mib"))}</td><td class="num">{_mib(r.get("gpu_peak_mib"))}</td>'
             f'<td><div class="thumbs">{thumbs}</div>{detail}'
@@ -148,7 +165,7 @@ def render_html(report: dict, root: Path) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in report.get("versions", {}).items() if v)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Notebook run {esc(report['started'])}</title>"
             f"<style>{_CSS}</style></head><body><h1>Notebook run — {esc(', '.join(profiles))}</h1>"
-            f"<p>{esc(headline(report))} · {report.get('workers', 1)} worker(s)"
+            f"<p>{esc(headline(report))} · {esc(str(report.get('workers', 1)))} worker(s)"
             f"{' · GPUs ' + esc(', '.join(report['gpus'])) if report.get('gpus') else ''}</p>"
             "<table><tr><th>notebook</th><th>status</th><th>duration</th><th>peak host MiB</th><th>peak GPU MiB</th>"
             f"<th>outputs</th></tr>{''.join(rows)}</table><p><small>{esc(versions)} · report schema "
@@ -157,30 +174,37 @@ def render_html(report: dict, root: Path) -> str:
 
 # ------------------------------------------------------------------------------------------------ JUnit
 def junit(report: dict) -> str:
+    """JUnit XML, well-formed whatever a notebook wrote: every string passes through ``faults.plain`` (no escape
+    sequences, no character XML 1.0 forbids); ElementTree escapes the markup."""
+    from .faults import plain
+
+    def x(text) -> str:
+        return plain(str(text))
+
     suites = ET.Element("testsuites", name="genai-notebooks")
     by_profile: dict[str, list[dict]] = {}
     for r in report["results"]:
         by_profile.setdefault(str(r.get("profile", report.get("profile"))), []).append(r)
     for profile, results in by_profile.items():
-        suite = ET.SubElement(suites, "testsuite", name=f"notebooks.{profile}", tests=str(len(results)),
+        suite = ET.SubElement(suites, "testsuite", name=x(f"notebooks.{profile}"), tests=str(len(results)),
                               failures=str(sum(r["status"] == "failed" for r in results)),
                               errors=str(sum(r["status"] in ("timeout", "kernel died") for r in results)),
                               skipped=str(sum(r["status"] == "skipped" for r in results)),
                               time=f"{sum(r.get('duration_s', 0) for r in results):.2f}",
                               timestamp=report["started"])
         for r in results:
-            case = ET.SubElement(suite, "testcase", classname=f"notebooks.{profile}", name=r["notebook"],
+            case = ET.SubElement(suite, "testcase", classname=x(f"notebooks.{profile}"), name=x(r["notebook"]),
                                  time=f"{r.get('duration_s', 0):.2f}")
             e = r.get("error")
             if r["status"] == "skipped":
-                ET.SubElement(case, "skipped", message=r.get("reason", ""))
+                ET.SubElement(case, "skipped", message=x(r.get("reason", "")))
             elif r["status"] in BAD and e:
                 tag = "failure" if r["status"] == "failed" else "error"
-                node = ET.SubElement(case, tag, type=e.get("class", "other"),
-                                     message=f"[{e.get('signature', '')}] {e['ename']}: {e['evalue'][:300]}")
-                node.text = e.get("traceback") or e["evalue"]
+                node = ET.SubElement(case, tag, type=x(e.get("class", "other")),
+                                     message=x(f"[{e.get('signature', '')}] {e['ename']}: {e['evalue'][:300]}"))
+                node.text = x(e.get("traceback") or e["evalue"])
             if r.get("outputs"):
-                ET.SubElement(case, "system-out").text = "\n".join(r["outputs"])
+                ET.SubElement(case, "system-out").text = x("\n".join(r["outputs"]))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
@@ -215,14 +239,14 @@ def compare(old: dict, new: dict, slower: float = SLOWER) -> dict:
 
 
 def compare_markdown(diff: dict, old: dict, new: dict) -> str:
-    lines = [f"# Compared: {old['started']} → {new['started']}", ""]
-    sections = [("New failures", "new_failures", lambda d: f"{d['key']}: {d['status']} — {d['error']}"),
-                ("Fixed", "fixed", lambda d: d["key"]),
+    lines = [f"# Compared: {md(old['started'])} → {md(new['started'])}", ""]
+    sections = [("New failures", "new_failures", lambda d: f"{md(d['key'])}: {md(d['status'])} — {d['error']}"),
+                ("Fixed", "fixed", lambda d: md(d["key"])),
                 (f"More than {SLOWER}× slower", "slower",
-                 lambda d: f"{d['key']}: {d['old_s']:.1f} s → {d['new_s']:.1f} s (×{d['ratio']})"),
+                 lambda d: f"{md(d['key'])}: {d['old_s']:.1f} s → {d['new_s']:.1f} s (×{d['ratio']})"),
                 ("Still failing", "still_failing",
-                 lambda d: f"{d['key']}: {'same failure' if d['same'] else 'a different failure'} — {d['error']}"),
-                ("Added", "added", str), ("Removed", "removed", str)]
+                 lambda d: f"{md(d['key'])}: {'same failure' if d['same'] else 'a different failure'} — {d['error']}"),
+                ("Added", "added", md), ("Removed", "removed", md)]
     for title, key, fmt in sections:
         items = diff[key]
         lines.append(f"## {title} ({len(items)})")
@@ -232,13 +256,24 @@ def compare_markdown(diff: dict, old: dict, new: dict) -> str:
 
 
 def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
-    """All four forms, each written atomically. Returns {format: path}."""
+    """All four forms, each written atomically and on its own: a form that cannot be made is reported (on stderr
+    and in ``report-errors.txt``) and the others are still written. Returns {format: path} of those written."""
+    import sys
+    import traceback
+
     out_dir = Path(out_dir)
     paths = {"json": write_json(out_dir / "report.json", report)}
+    problems = []
     for fmt, name, text in (("md", "report.md", lambda: markdown(report)),
                             ("html", "report.html", lambda: render_html(report, out_dir)),
                             ("junit", "junit.xml", lambda: junit(report))):
-        with atomic_path(out_dir / name) as tmp:
-            tmp.write_text(text(), encoding="utf-8")
-        paths[fmt] = out_dir / name
+        try:
+            with atomic_path(out_dir / name) as tmp:
+                tmp.write_text(text(), encoding="utf-8")
+            paths[fmt] = out_dir / name
+        except Exception as e:  # one form failing must not take the others down
+            problems.append(f"{name}: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+            print(f"⚠ could not write {name}: {type(e).__name__}: {e}", file=sys.stderr)
+    if problems:
+        (out_dir / "report-errors.txt").write_text("\n".join(problems), encoding="utf-8")
     return paths

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,40 @@ def _died_starting(error: Exception) -> bool:
     return "before replying to kernel_info" in str(error)
 
 
+NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # a notebook's name: never a path
+
+
+# credentials a notebook never needs (the kaggle client's): kept out of every kernel's environment
+KERNEL_ENV_DROP = ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR")
+
+
+def check_names(names) -> None:
+    """Notebook names (profiles.yaml keys, a Kaggle build's manifest) name a folder and a file, never a path."""
+    for name in names:
+        if not isinstance(name, str) or not NAME.match(name):
+            raise ValueError(f"notebook name {name!r} must be letters, digits, '_' or '-' only: it names a folder "
+                             f"and a file, never a path")
+
+
+def check_parameter_names(notebook: str, profile: str, params: dict) -> None:
+    """papermill writes ``name = value`` into the notebook: a name must be a Python identifier, not code."""
+    bad = [k for k in params if not (isinstance(k, str) and k.isidentifier())]
+    if bad:
+        raise ValueError(f"profiles.yaml: {notebook}/{profile} sets {bad!r}, which are not Python names: a "
+                         f"parameter name is written into the notebook as code")
+
+
+def clear(folder: Path, root: Path) -> None:
+    """Remove ``folder`` (a run's own output folder) before it is written again: only a real folder inside
+    ``root`` — a symlink or anything outside is refused, and a removal that fails says why."""
+    if folder.is_symlink() or not folder.resolve().is_relative_to(root.resolve()):
+        raise RuntimeError(f"{folder} is a link or lies outside {root}: refusing to delete it (remove it yourself "
+                           f"if it is yours)")
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
+
 def run_notebook(notebook: str | Path, parameters: dict, out_dir: str | Path, timeout: int | None = None,
                  kernel: str = "python3") -> dict:
     """Run one notebook with papermill in this process (``timeout``: per cell). Outputs go to
@@ -107,9 +142,10 @@ def run_notebook(notebook: str | Path, parameters: dict, out_dir: str | Path, ti
     t0 = time.perf_counter()
     previous = os.environ.get(HEADLESS)
     os.environ[HEADLESS] = "1"  # the kernel inherits it: interactive panels stay hidden
+    held = {k: os.environ.pop(k) for k in KERNEL_ENV_DROP if k in os.environ}  # nor does it get the Kaggle keys
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(files_dir, ignore_errors=True)  # a previous run's files must not pass for this run's
+        clear(files_dir, out_dir)  # a previous run's files must not pass for this run's
         for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
             try:
                 pm.execute_notebook(str(notebook), str(executed), parameters=params, kernel_name=kernel,
@@ -119,7 +155,7 @@ def run_notebook(notebook: str | Path, parameters: dict, out_dir: str | Path, ti
                 if not _died_starting(e) or attempt == KERNEL_START_ATTEMPTS:
                     raise
                 result["kernel_start_retries"] = attempt
-                shutil.rmtree(files_dir, ignore_errors=True)
+                clear(files_dir, out_dir)
         result["status"] = "passed"
     except pm.PapermillExecutionError as e:
         result["status"] = "failed"
@@ -130,6 +166,7 @@ def run_notebook(notebook: str | Path, parameters: dict, out_dir: str | Path, ti
         result["status"] = status
         result["error"] = faults.describe(ename, str(e), status)
     finally:
+        os.environ.update(held)
         if previous is None:
             os.environ.pop(HEADLESS, None)
         else:
@@ -310,6 +347,7 @@ def plan_jobs(profiles: dict, profile_list: list[str], notebooks_dir: Path, out_
         if unknown:
             raise ValueError(f"{flag} {', '.join(unknown)}: no such notebook in profiles.yaml; "
                              f"known: {', '.join(profiles)}")
+    check_names(profiles)
     jobs, skipped = [], []
     for profile in profile_list:
         where = out_dir if len(profile_list) == 1 else out_dir / profile
@@ -322,6 +360,7 @@ def plan_jobs(profiles: dict, profile_list: list[str], notebooks_dir: Path, out_
                 skipped.append({"notebook": name, "profile": profile, "status": "skipped", "reason": reason,
                                 "duration_s": 0.0})
                 continue
+            check_parameter_names(name, profile, {**profiles[name][profile], **(overrides or {})})
             jobs.append(Job(name, profile, notebooks_dir / f"{name}.ipynb",
                             {**profiles[name][profile], **(overrides or {})}, where,
                             "" if len(profile_list) == 1 else f"{profile}/"))

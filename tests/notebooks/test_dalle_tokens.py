@@ -26,6 +26,10 @@ def test_dalle_tokens_grids_reconstructions_usage_and_edits(dalle_run):
     grids = json.loads((folder / "token_grids_000.json").read_text())["generation"]
     assert grids["grid"] == [side // 8, side // 8] and grids["vocabulary"] == 512
     assert len(grids["first_row_of_tokens"]) == side // 8
+    # the sidecar says where the weights came from: the pickles' SHA-256, as converted (issue 33)
+    models = json.loads((folder / "token_grids_000.json").read_text())["models"]
+    assert [m["class"] for m in models] == ["Encoder", "Decoder"]
+    assert all(len(m["source_sha256"]) == 64 and m["source"].endswith(".pkl") for m in models)
     recon = json.loads((folder / "reconstructions_000.json").read_text())["generation"]
     assert len(recon["psnr_db"]) == 4 and all(0 < s < 60 for s in recon["psnr_db"])
     assert Image.open(folder / "reconstructions_000.png").size == (2 * side, 4 * side)

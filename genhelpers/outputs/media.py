@@ -16,15 +16,27 @@ from pathlib import Path
 PACKAGES = ("torch", "diffusers", "transformers", "huggingface-hub", "accelerate", "genhelpers")
 
 
-def _file_mode() -> int:
-    """The mode a plain open() would give a new file: temporary files are created 0600, outputs should not be."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _file_mode(folder: Path) -> int:
+    """The mode a plain open() would give a new file in ``folder`` (temporary files are created 0600, outputs
+    should not be), found without touching the process umask (setting it, even for a moment, races with other
+    threads creating files): Linux reports the umask in /proc/self/status; elsewhere a probe file shows it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    probe = folder / f".mode-probe-{os.getpid()}-{id(folder)}"
+    fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+    try:
+        return os.fstat(fd).st_mode & 0o777
+    finally:
+        os.close(fd)
+        os.unlink(probe)
 
 
 def _publish(tmp: Path, target: Path) -> None:
-    os.chmod(tmp, _file_mode())
+    os.chmod(tmp, _file_mode(tmp.parent))
     os.replace(tmp, target)
 
 

@@ -199,3 +199,22 @@ def test_karlo_and_its_variations_open_no_pickle(online):
     assert {f.split("/")[0] for f in fetched(online)} == {"model_index.json", "decoder_scheduler",
                                                         "super_res_scheduler"}
     assert var.decoder is karlo.decoder and var.image_encoder is encoder
+
+
+# ---- stylecrafter: h94/IP-Adapter is a shelf of adapters, not a diffusers folder: each catalog entry lists the files
+def test_the_ip_adapter_fetches_its_files_only_and_loads_into_animatediff(online, cpu_runtime):
+    """The SD 1.5 adapter and the encoder beside it, by their published paths; none of the other adapters, no
+    pickle. diffusers' load_ip_adapter then reads them from the snapshot as from the hub."""
+    from genhelpers.models import ipadapter
+
+    folder = genhelpers.locate("h94/IP-Adapter")
+    assert fetched(online) == sorted(catalog.ENTRIES["ip-adapter-sd15"].files)
+    pipe = genhelpers.load("tiny:sd15", cpu_runtime, memory=None, quiet=True, pipeline="AnimateDiffPipeline",
+                           motion_adapter="tiny:animatediff-motion-adapter-v1-5-2")
+    pipe.load_ip_adapter(folder, subfolder="models", weight_name=ipadapter.WEIGHT_NAME)
+    assert len(ipadapter.processor_scales(pipe.unet)) == 16 and pipe.image_encoder is not None
+    online.requests.clear()
+    encoder = genhelpers.load("ip-adapter-image-encoder", CPU, memory=None, quiet=True)
+    assert type(encoder).__name__ == "CLIPVisionModelWithProjection"
+    assert encoder.genhelpers_info["path"].endswith("models/image_encoder")
+    assert not any(n.endswith(".bin") for n in fetched(online))  # from the cache: nothing new, never a pickle

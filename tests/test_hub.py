@@ -218,3 +218,12 @@ def test_the_ip_adapter_fetches_its_files_only_and_loads_into_animatediff(online
     assert type(encoder).__name__ == "CLIPVisionModelWithProjection"
     assert encoder.genhelpers_info["path"].endswith("models/image_encoder")
     assert not any(n.endswith(".bin") for n in fetched(online))  # from the cache: nothing new, never a pickle
+
+
+def test_listed_files_are_checked_before_any_download(online):
+    """stylecrafter: an entry's exact files must be in the listing, and a pickle among them needs the opt-in."""
+    with pytest.raises(ValueError, match="pickle weights only.*allow_pickle=True"):
+        weights.from_hub("h94/IP-Adapter", None, False, exact=("models/ip-adapter_sd15.bin",))
+    with pytest.raises(ValueError, match="does not list models/ip-adapter_sd99.safetensors"):
+        weights.from_hub("h94/IP-Adapter", None, False, exact=("models/ip-adapter_sd99.safetensors",))
+    assert fetched(online) == []

@@ -240,6 +240,27 @@ def humanml3d_dir(name, v):
                                    f"build it with HumanML3D's own scripts from AMASS (licence-gated), or None")
 
 
+# stylecrafter: IP-Adapter's scales and InstantStyle's blocks (the checks live with the model code; imported when
+# used, so this module stays free of torch)
+def ip_adapter_ref(name, v):
+    from .models.ipadapter import check_adapter
+
+    model_ref(name, v)
+    check_adapter(name, v)
+
+
+def ip_scale(name, v):
+    from .models.ipadapter import check_scale
+
+    check_scale(name, v)
+
+
+def ip_blocks(name, v):
+    from .models.ipadapter import check_blocks
+
+    check_blocks(name, v)
+
+
 def int_range(lo: int, hi: int, why: str):
     def rule(name, v):
         if not _is_int(v) or not lo <= v <= hi:
@@ -396,6 +417,12 @@ RULES = {
                                        "IF's default"),
     "noise_level_3": int_range(0, 350, "the noise added to stage II's image before the x4 upscaler; the "
                                        "upscaler was trained up to 350, 100 is usual"),
+    # stylecrafter (IP-Adapter + InstantStyle on AnimateDiff)
+    "ip_adapter": ip_adapter_ref,
+    "style_image": image_file,
+    "ip_adapter_scale": ip_scale,
+    "style_blocks": ip_blocks,
+    "still_image": flag,
 }
 
 

@@ -78,3 +78,16 @@ def test_tune_a_video_counts_training_memory():
     big = doctor.row("tune_a_video", {**PROFILES["tune_a_video"]["kaggle-t4"], "frames": 24, "size": 512,
                                       "gradient_checkpointing": False}, runtime_for("T4"))
     assert not big["fits"] and "use_8bit_adam=True" in big["advice"]
+
+
+def test_stylecrafter_counts_the_ip_adapter_and_its_image_encoder():
+    """stylecrafter: SD 1.5 + the motion module + IP-Adapter with its ViT-H/14 encoder (632 M parameters, 1.2 GiB
+    in fp16) on one T4 at full speed; the IP-Adapter keeps the motion module's activation rate."""
+    refs, size = doctor.job(PROFILES["stylecrafter"]["kaggle-t4"])
+    assert refs == ["stable-diffusion-v1-5/stable-diffusion-v1-5", "guoyww/animatediff-motion-adapter-v1-5-2",
+                    "h94/IP-Adapter"] and size["frames"] == 16
+    params = PROFILES["stylecrafter"]["kaggle-t4"]
+    with_ip = rows("T4")["stylecrafter"]
+    without = doctor.row("stylecrafter", {k: v for k, v in params.items() if k != "ip_adapter"}, runtime_for("T4"))
+    assert with_ip["plan"] == "gpu" and with_ip["fits"]
+    assert 1.1 < with_ip["gpu_gib"] - without["gpu_gib"] < 1.3  # 654 M parameters in fp16, no new activations

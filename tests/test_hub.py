@@ -265,3 +265,31 @@ def test_allow_pickle_keeps_safetensors_first(tmp_path, twins):
         assert pipe.vae is not None
     pipe = genhelpers.load("tiny:modelscope-t2v", CPU, memory=None, quiet=True, allow_pickle=True)
     assert pipe.vae is not None
+
+
+# ---- stylecrafter: h94/IP-Adapter is a shelf of adapters, not a diffusers folder: each catalog entry lists the files
+def test_the_ip_adapter_fetches_its_files_only_and_loads_into_animatediff(online, cpu_runtime):
+    """The SD 1.5 adapter and the encoder beside it, by their published paths; none of the other adapters, no
+    pickle. diffusers' load_ip_adapter then reads them from the snapshot as from the hub."""
+    from genhelpers.models import ipadapter
+
+    folder = genhelpers.locate("h94/IP-Adapter")
+    assert fetched(online) == sorted(catalog.ENTRIES["ip-adapter-sd15"].files)
+    pipe = genhelpers.load("tiny:sd15", cpu_runtime, memory=None, quiet=True, pipeline="AnimateDiffPipeline",
+                           motion_adapter="tiny:animatediff-motion-adapter-v1-5-2")
+    pipe.load_ip_adapter(folder, subfolder="models", weight_name=ipadapter.WEIGHT_NAME)
+    assert len(ipadapter.processor_scales(pipe.unet)) == 16 and pipe.image_encoder is not None
+    online.requests.clear()
+    encoder = genhelpers.load("ip-adapter-image-encoder", CPU, memory=None, quiet=True)
+    assert type(encoder).__name__ == "CLIPVisionModelWithProjection"
+    assert encoder.genhelpers_info["path"].endswith("models/image_encoder")
+    assert not any(n.endswith(".bin") for n in fetched(online))  # from the cache: nothing new, never a pickle
+
+
+def test_listed_files_are_checked_before_any_download(online):
+    """stylecrafter: an entry's exact files must be in the listing, and a pickle among them needs the opt-in."""
+    with pytest.raises(ValueError, match="pickle weights only.*allow_pickle=True"):
+        weights.from_hub("h94/IP-Adapter", None, False, exact=("models/ip-adapter_sd15.bin",))
+    with pytest.raises(ValueError, match="does not list models/ip-adapter_sd99.safetensors"):
+        weights.from_hub("h94/IP-Adapter", None, False, exact=("models/ip-adapter_sd99.safetensors",))
+    assert fetched(online) == []

@@ -38,7 +38,24 @@ PIPELINES = {
     "cogvideox-2b": ("tiny:cogvideox-2b", None, {}, 49),
     "karlo-v1-alpha": ("tiny:karlo-v1-alpha", None, {}, 1),
     "karlo-v1-alpha-image-variations": ("tiny:karlo-v1-alpha-image-variations", None, {"allow_pickle": True}, 1),
+    # stylecrafter: AnimateDiff and SD 1.5 with the IP-Adapter (and its image encoder) loaded before the plan
+    "stylecrafter": ("tiny:sd15", "AnimateDiffPipeline", {"motion_adapter": "tiny:animatediff-motion-adapter-v1-5-2"},
+                     16),
+    "stylecrafter-still": ("tiny:sd15", None, {}, 1),
 }
+
+
+def _with_ip_adapter(pipe):
+    """stylecrafter: the notebook loads the IP-Adapter into a pipeline before applying its memory plan."""
+    from genhelpers.models import ipadapter
+
+    pipe.load_ip_adapter(genhelpers.locate("tiny:ip-adapter-sd15"), subfolder="models",
+                         weight_name=ipadapter.WEIGHT_NAME)
+    return pipe
+
+
+# rows whose pipeline gets parts added after load, before a plan is applied
+AFTER_LOAD = {"stylecrafter": _with_ip_adapter, "stylecrafter-still": _with_ip_adapter}
 # catalog pipelines covered by another row: same class and parts
 SAME_AS = {"sd21-base": "sd21", "zero123plus-v1.1": "zero123plus", "zero123plus-v1.2": "zero123plus",
            "zeroscope-v2-576w": "modelscope-t2v"}
@@ -73,7 +90,7 @@ def intercepted(monkeypatch):
 def build(key, cpu_runtime):
     ref, cls, extra, frames = PIPELINES[key]
     pipe = genhelpers.load(ref, cpu_runtime, memory=None, pipeline=cls, quiet=True, **extra)
-    return pipe, frames
+    return AFTER_LOAD.get(key, lambda p: p)(pipe), frames
 
 
 @pytest.mark.parametrize("plan_name, machine", PLANS, ids=[p for p, _ in PLANS])
@@ -174,3 +191,29 @@ def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runti
         out = pipe("a fox", height=64, width=64, **common)
     out = getattr(out, "images", out)
     assert len(out) >= 1
+
+
+@pytest.mark.parametrize("key", ["stylecrafter", "stylecrafter-still"])
+def test_a_step_with_the_picture_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runtime):
+    """stylecrafter: the image encoder joined the pipeline before the plan (an offload plan hooks it with the rest),
+    and a step with a style picture and per-block scales runs with the leanest plan's switches on."""
+    from PIL import Image
+
+    from genhelpers.models import ipadapter
+
+    pipe, frames = build(key, cpu_runtime)
+    assert "image_encoder" in pipe.model_cpu_offload_seq and pipe.image_encoder is not None
+    plan = memory.named("sequential-offload", T4, frames=frames, batch=1)
+    memory.apply(pipe, plan)
+    assert pipe.genhelpers_plan is plan  # recorded for retry_on_oom, also when placed by hand
+    # attention slicing would have replaced the adapter's processors of SD 1.5's UNet (found by this test)
+    assert len(ipadapter.processor_scales(pipe.unet)) == 16
+    pipe.set_ip_adapter_scale({"up": {"block_1": 1.0}})
+    g = torch.Generator("cpu").manual_seed(0)
+    common = dict(num_inference_steps=1, generator=g, output_type="np", height=64, width=64,
+                  ip_adapter_image=Image.new("RGB", (64, 64), (200, 100, 50)))
+    if frames > 1:
+        out = pipe("a fox", num_frames=2, decode_chunk_size=plan.decode_chunk_size, **common).frames
+    else:
+        out = pipe("a fox", **common).images
+    assert len(out) == 1

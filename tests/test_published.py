@@ -47,6 +47,11 @@ PUBLISHED = {
     ("zeroscope-v2-576w", "text_encoder"): 340_387_840,
     ("zeroscope-v2-576w", "vae"): 83_653_863,
     ("cogvideox-2b", "text_encoder"): 4_762_310_656,  # T5-v1.1-XXL encoder, as IF's
+    # stylecrafter (tests/reference/stylecrafter/facts.json): h94/IP-Adapter's ViT-H/14 image encoder (2,528,373,448 B
+    # of float32 values) and ip-adapter_sd15.safetensors (image_proj 3,150,336 + 16 K/V pairs 19,169,280; 44.6 MB fp16)
+    ("ip-adapter-sd15", "image_encoder"): 632_076_800,
+    ("ip-adapter-sd15", "ip_adapter"): 22_319_616,
+    ("ip-adapter-image-encoder", "image_encoder"): 632_076_800,
 }
 
 

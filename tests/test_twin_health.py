@@ -17,6 +17,11 @@ def modules_of(folder, skip=()):
 
     out = []
     index = folder / "model_index.json"
+    if (folder / "models" / "ip-adapter_sd15.safetensors").is_file():  # stylecrafter: h94/IP-Adapter's layout
+        from genhelpers.models.ipadapter_weights import IPAdapterWeights
+
+        encoder = transformers.CLIPVisionModelWithProjection.from_pretrained(folder / "models" / "image_encoder")
+        return [("models", IPAdapterWeights.from_pretrained(folder)), ("models/image_encoder", encoder)]
     if index.is_file():
         from genhelpers.hub.loader import _class
 

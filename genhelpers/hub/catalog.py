@@ -40,6 +40,11 @@ class Entry:
     pickle_only: bool = False  # the repository publishes pickle weights only: loading needs allow_pickle=True
     revision: str | None = None  # a hub commit to load instead of the branch head (None: main, resolved once)
     notes: str = ""
+    # stylecrafter: a repository that is not one diffusers/transformers folder (h94/IP-Adapter keeps many adapters
+    # and encoders side by side): ``files``, the exact paths this entry reads (fetched as listed, nothing else);
+    # ``subfolder``, where inside the repository the folder ``load`` reads (its config.json) sits
+    files: tuple[str, ...] = ()
+    subfolder: str = ""
 
     @property
     def tiny(self) -> str:
@@ -508,6 +513,48 @@ ENTRIES = {
             licence_url="https://huggingface.co/madebyollin/sdxl-vae-fp16-fix",
             params={"vae": 83_653_863},
             notes="SDXL's own VAE overflows in fp16 and diffusers upcasts it to fp32 for decoding; this one does not.",
+        ),
+        # ---- stylecrafter (issue 26): IP-Adapter for SD 1.5 and its image encoder (also for animate_anyone)
+        Entry(
+            key="ip-adapter-sd15",
+            activations_gib_per_mp=0.0,  # rides on the base model's activations (4 extra tokens per layer)
+            repo="h94/IP-Adapter",
+            cls="IPAdapterWeights",
+            title="IP-Adapter for Stable Diffusion 1.5 (models/ip-adapter_sd15.safetensors + its ViT-H/14 image "
+                  "encoder)",
+            licence="Apache-2.0",
+            licence_url="https://huggingface.co/h94/IP-Adapter",
+            paper="https://arxiv.org/abs/2308.06721",
+            # tests/reference/stylecrafter/facts.json: image_proj 3,150,336 + 16 × to_k_ip/to_v_ip 19,169,280; the
+            # encoder is the same CLIP ViT-H/14 vision tower as SVD's and Zero123++ v1.2's (632,076,800)
+            params={"image_encoder": 632_076_800, "ip_adapter": 22_319_616},
+            files=("models/ip-adapter_sd15.safetensors", "models/image_encoder/config.json",
+                   "models/image_encoder/model.safetensors"),
+            notes="Loaded into a pipeline, not on its own: pipe.load_ip_adapter(genhelpers.locate(ref), "
+                  "subfolder='models', weight_name='ip-adapter_sd15.safetensors') reads the adapter and the image "
+                  "encoder beside it (models/image_encoder). genhelpers.load(ref) gives the adapter file as a "
+                  "module (IPAdapterWeights) to inspect. The file is float16; every file has a .bin pickle copy, "
+                  "never fetched. The adapter's count is the published shapes' sum; 44.6 MB of float16 agrees. "
+                  "activations_gib_per_mp 0: its 4 extra tokens per layer ride on the base job's activations (the "
+                  "motion adapter's measured rate); not measured with the adapter loaded (no GPU was lent).",
+        ),
+        Entry(
+            key="ip-adapter-image-encoder",
+            activations_gib_per_mp=0.0,
+            repo="h94/IP-Adapter",
+            cls="CLIPVisionModelWithProjection",
+            title="IP-Adapter's image encoder for SD 1.5 (CLIP ViT-H/14 vision tower with projection, "
+                  "h94/IP-Adapter models/image_encoder)",
+            licence="Apache-2.0",
+            licence_url="https://huggingface.co/h94/IP-Adapter",
+            paper="https://arxiv.org/abs/2308.06721",
+            params={"image_encoder": 632_076_800},  # = 2,528,373,448 B of float32 values less the header
+            files=("models/image_encoder/config.json", "models/image_encoder/model.safetensors"),
+            subfolder="models/image_encoder",
+            notes="The encoder every SD 1.5 IP-Adapter of h94/IP-Adapter reads (ip-adapter_sd15, -plus, -light; not "
+                  "the vit-G one). model.safetensors holds float32 values (2,528,373,448 B) although config.json "
+                  "says float16. IP-Adapter's README names OpenCLIP ViT-H/14 as its source (LAION's "
+                  "CLIP-ViT-H-14-laion2B-s32B-b79K, MIT on copies of its page).",
         ),
     ]
 }

@@ -258,12 +258,22 @@ def apply(pipe, plan: MemoryPlan, ref=None):
             vae.enable_slicing()
         if plan.vae_tiling:
             vae.enable_tiling()
-    if plan.attention_slicing:
+    # stylecrafter: diffusers' attention slicing replaces every attention processor of a UNet2DConditionModel,
+    # the IP-Adapter's too: the picture would be dropped silently (or the call fails on the adapter's inputs). A
+    # pipeline with an IP-Adapter loaded keeps its processors; the other switches still apply.
+    unet = getattr(pipe, "unet", None)
+    has_ip_adapter = getattr(getattr(unet, "config", None), "encoder_hid_dim_type", None) == "ip_image_proj"
+    if plan.attention_slicing and not has_ip_adapter:
         pipe.enable_attention_slicing()
     if plan.forward_chunking:  # the denoiser's feed-forward layers in chunks (a UNet, or a video transformer)
         denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
         if hasattr(denoiser, "enable_forward_chunking"):
             denoiser.enable_forward_chunking()
+    # stylecrafter: the plan a pipeline now runs under, for retry_on_oom and the sidecars, also when it was
+    # placed by hand (``genhelpers.place``, e.g. after ``load_ip_adapter`` added parts to a pipeline)
+    pipe.genhelpers_plan = plan
+    if isinstance(getattr(pipe, "genhelpers_info", None), dict):
+        pipe.genhelpers_info["memory_plan"] = plan.as_dict()
     return pipe
 
 

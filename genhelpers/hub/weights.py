@@ -186,23 +186,25 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def _weights_folder(top: Path) -> Path | None:
+def _weights_folder(top: Path, marker: str | None = None) -> Path | None:
     """The folder under ``top`` that holds a diffusers or transformers layout (the shallowest, newest version):
-    a model mounts its files at <model>/<framework>/<variation>/<version>/, a dataset at its top or below."""
-    for marker in ("model_index.json", "config.json"):
-        hits = sorted(top.glob(f"**/{marker}"), key=lambda p: _newest_first(p.parent))
+    a model mounts its files at <model>/<framework>/<variation>/<version>/, a dataset at its top or below.
+    ``marker``: a file of another published layout (``models/ip-adapter_sd15.safetensors``): the folder whose
+    relative path it is."""
+    for name in (marker,) if marker else ("model_index.json", "config.json"):
+        hits = sorted(top.glob(f"**/{name}"), key=lambda p: _newest_first(p.parent))
         if hits:
-            return hits[0].parent
+            return hits[0].parents[name.count("/")]
     return None
 
 
-def from_kaggle_input(repo: str) -> Path | None:
+def from_kaggle_input(repo: str, marker: str | None = None) -> Path | None:
     """An attached dataset or model named after the repository (its name, or its name as a Kaggle slug)."""
     name = repo.split("/")[-1]
     names = {name, _slug(name), name.lower()}
     for input_name, top in kaggle_inputs():
         if input_name in names or _slug(input_name) in names:
-            if found := _weights_folder(top):
+            if found := _weights_folder(top, marker):
                 return found
     return None
 
@@ -359,11 +361,12 @@ def gated_message(repo: str, token: bool) -> str:
 
 
 def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, aliases: dict | None = None,
-             revision: str | None = None) -> tuple[Path, str]:
+             revision: str | None = None, exact=()) -> tuple[Path, str]:
     """Download (or, offline, find in the cache) exactly the files ``select_files`` picks from the repo's
-    listing, all at one commit: ``revision`` (a commit or branch; None: main) is resolved once, and the listing,
-    the pickle check and the download all use that commit. Returns (folder, commit). Gated repositories and an
-    unreachable hub get their own errors."""
+    listing — or the files ``exact`` names (a catalog entry's, for a repository in another layout) — all at one
+    commit: ``revision`` (a commit or branch; None: main) is resolved once, and the listing, the pickle check and
+    the download all use that commit. Returns (folder, commit). Gated repositories and an unreachable hub get
+    their own errors."""
     from huggingface_hub import HfApi, hf_hub_download, snapshot_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -408,9 +411,17 @@ def from_hub(repo: str, variant: str | None, allow_pickle: bool, only=None, alia
             raise
         except EntryNotFoundError:
             index = None
-    if not allow_pickle and (pickled := pickled_parts(files, index, only, aliases)):  # before any download
+    if listed := list(exact):  # stylecrafter: the exact files of a catalog entry, nothing else
+        missing = [f for f in listed if f not in files]
+        if missing:
+            raise ValueError(f"{repo} does not list {', '.join(missing)}")
+        if not allow_pickle and (pickled := [f for f in listed if f.endswith(PICKLE)]):
+            raise ValueError(pickle_message(repo, pickled))
+        wanted = listed
+    elif not allow_pickle and (pickled := pickled_parts(files, index, only, aliases)):  # before any download
         raise ValueError(pickle_message(repo, pickled))
-    wanted = select_files(files, index, variant, allow_pickle, only, aliases)
+    else:
+        wanted = select_files(files, index, variant, allow_pickle, only, aliases)
     try:
         return Path(snapshot_download(repo, revision=commit, allow_patterns=wanted, token=token,
                                       local_files_only=offline())), commit
@@ -447,7 +458,7 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
     if kind == "tiny":
         path = twin_folder(ref[5:])
         check_weights(path, allow_pickle, ref, only, aliases)
-        return Resolved(ref, path, "tiny", entry)
+        return Resolved(ref, _inside(path, entry), "tiny", entry)
     if kind == "path":
         path = Path(ref).expanduser().resolve()
         check_weights(path, allow_pickle, None, only, aliases)
@@ -466,9 +477,10 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
     name, pinned = split_revision(ref)
     repo = entry.repo if entry else name
     pinned = pinned or (entry.revision if entry else None)
-    if (path := from_kaggle_input(repo)) is not None:
+    exact = entry.files if entry else ()
+    if (path := from_kaggle_input(repo, exact[0] if exact else None)) is not None:
         check_weights(path, allow_pickle, None, only, aliases)
-        return Resolved(ref, path, "kaggle-input", entry)
+        return Resolved(ref, _inside(path, entry), "kaggle-input", entry)
     if entry and entry.kaggle_handle:
         try:
             if (path := from_kagglehub(entry.kaggle_handle)) is not None:
@@ -478,7 +490,7 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
             print(f"⚠ the Kaggle Models mirror {entry.kaggle_handle} failed ({type(e).__name__}: "
                   f"{str(e).splitlines()[0][:200] if str(e) else ''}); trying the Hugging Face hub instead")
     try:
-        path, commit = from_hub(repo, variant, allow_pickle, only, aliases, revision=pinned)
+        path, commit = from_hub(repo, variant, allow_pickle, only, aliases, revision=pinned, exact=exact)
     except (GatedModel, HubUnreachable):
         raise
     except ValueError as e:
@@ -489,4 +501,9 @@ def resolve(ref, variant: str | None = None, allow_pickle: bool = False, only=No
         reason = type(e).__name__ if offline() else f"{type(e).__name__}: {e}".splitlines()[0]
         raise WeightsNotFound(not_found_message(ref, repo, entry, f"not in the hub cache ({reason})")) from e
     check_weights(path, allow_pickle, None, only, aliases)
-    return Resolved(ref, path, "hf-hub", entry, commit)
+    return Resolved(ref, _inside(path, entry), "hf-hub", entry, commit)
+
+
+def _inside(path: Path, entry: catalog.Entry | None) -> Path:
+    """The folder a catalog entry reads inside its repository's folder (``subfolder``; stylecrafter)."""
+    return path / entry.subfolder if entry is not None and entry.subfolder else path

@@ -9,4 +9,5 @@ classes.register({
     "MVDreamPipeline": "genhelpers.models.mvdream",
     "MultiViewUNetModel": "genhelpers.models.mvdream_unet",
     "Zero123PlusPipeline": "genhelpers.models.zero123plus",
+    "IPAdapterWeights": "genhelpers.models.ipadapter_weights",  # stylecrafter: h94/IP-Adapter's published file
 })

@@ -1,6 +1,8 @@
 """The notebook tests' shared run: every notebook's smoke profile, executed once per session, two at a time as
 `make run` does (the runner gives each kernel its share of the cores); each notebook's tests read its executed copy
 and outputs (issue 20)."""
+import os
+
 import pytest
 
 from genhelpers.runs import run_collection
@@ -8,11 +10,16 @@ from genhelpers.runs import run_collection
 from ..conftest import NOTEBOOKS
 from .common import ALL, ALONE
 
+# While working on a few notebooks: GENHELPERS_TEST_NOTEBOOKS=stylecrafter,animatediff runs only those in the
+# session's shared run and bad-input batch (then run only their test files; CI sets nothing and runs all).
+ONLY = [n for n in os.environ.get("GENHELPERS_TEST_NOTEBOOKS", "").split(",") if n] or None
+
 
 @pytest.fixture(scope="session")
 def collection(tmp_path_factory):
     out = tmp_path_factory.mktemp("collection")
-    report = run_collection("smoke", NOTEBOOKS, out, only=[n for n in ALL if n not in ALONE], workers=2)
+    report = run_collection("smoke", NOTEBOOKS, out, workers=2,
+                            only=[n for n in ALL if n not in ALONE and (ONLY is None or n in ONLY)])
     return out, {r["notebook"]: r for r in report["results"]}
 
 
@@ -28,7 +35,7 @@ def _bad_input_rows():
     for info in pkgutil.iter_modules(notebooks.__path__):
         if info.name.startswith("test_"):
             module = importlib.import_module(f"tests.notebooks.{info.name}")
-            rows += [(row[0], row[1]) for row in getattr(module, "BAD_INPUTS", [])]
+            rows += [(row[0], row[1]) for row in getattr(module, "BAD_INPUTS", []) if ONLY is None or row[0] in ONLY]
     return rows
 
 

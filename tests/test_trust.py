@@ -360,7 +360,7 @@ def test_a_failing_kaggle_mirror_says_it_falls_back_to_the_hub(monkeypatch, tmp_
 
     entry = dataclasses.replace(catalog.ENTRIES["sdxl-vae-fp16-fix"], kaggle_handle="alice/vae/pyTorch/fix/1")
     monkeypatch.setattr(catalog, "find", lambda ref: entry)
-    monkeypatch.setattr(weights, "from_kaggle_input", lambda repo: None)
+    monkeypatch.setattr(weights, "from_kaggle_input", lambda repo, marker=None: None)
 
     def broken(handle):
         raise ConnectionError("kaggle.com refused")

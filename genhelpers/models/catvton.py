@@ -88,9 +88,14 @@ def read_header(file) -> dict:
     import json
     import struct
 
+    size = Path(file).stat().st_size
     with open(file, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(length))
+        (length,) = struct.unpack("<Q", f.read(8).ljust(8, b"\0"))
+        text = f.read(length) if 2 <= length <= size - 8 else b""
+    if not text.startswith(b"{"):
+        raise ValueError(f"{file} is not a safetensors file (its first bytes are no header length and JSON): a "
+                         f"pickle or an incomplete download? It is not opened; fetch the .safetensors file again")
+    return json.loads(text)
 
 
 def read_attention(unet, file) -> tuple[dict, dict]:

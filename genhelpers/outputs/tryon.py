@@ -220,6 +220,16 @@ def check_mask_marks_something(person, mask, box, width: int, height: int):
                                      f"painted over entirely; mark only where the garment goes (black elsewhere)")
 
 
+def mask_fits_person(p):
+    """params.CROSS: the mask file and the person picture have one size."""
+    check_mask_fits_person(p["person"], p["mask"])
+
+
+def mask_marks_something(p):
+    """params.CROSS: the prepared mask marks some pixels and leaves some."""
+    check_mask_marks_something(p["person"], p["mask"], p["mask_box"], width=p["width"], height=p["height"])
+
+
 # ------------------------------------------------------------------------------------------ after generation
 def repaint(person, result, mask):
     """The authors' --repaint step: blur the mask (radius height // 50, made odd), then

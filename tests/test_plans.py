@@ -38,6 +38,9 @@ PIPELINES = {
     "cogvideox-2b": ("tiny:cogvideox-2b", None, {}, 49),
     "karlo-v1-alpha": ("tiny:karlo-v1-alpha", None, {}, 1),
     "karlo-v1-alpha-image-variations": ("tiny:karlo-v1-alpha-image-variations", None, {"allow_pickle": True}, 1),
+    # virtual_tryon: the inpainting pipeline as published, and CatVTON built from its UNet and scheduler
+    "sd15-inpainting": ("tiny:sd15-inpainting", None, {}, 1),
+    "catvton": ("tiny:sd15-inpainting", "CatVTONPipeline", {"vae": "tiny:sd-vae-ft-mse"}, 1),
 }
 # catalog pipelines covered by another row: same class and parts
 SAME_AS = {"sd21-base": "sd21", "zero123plus-v1.1": "zero123plus", "zero123plus-v1.2": "zero123plus",
@@ -133,7 +136,7 @@ def test_svd_plans_never_touch_the_temporal_vae_switches(intercepted, cpu_runtim
 
 @pytest.mark.parametrize("key", ["sdxl-base", "animatediff", "svd", "zero123plus", "mvdream", "if-ii-l",
                                  "sd-x4-upscaler", "modelscope-t2v", "cogvideox-2b", "karlo-v1-alpha",
-                                 "karlo-v1-alpha-image-variations"])
+                                 "karlo-v1-alpha-image-variations", "catvton"])
 def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runtime):
     """The leanest plan's switches (VAE slicing + tiling, attention slicing, forward chunking, frames decoded
     one at a time) stay on while the pipeline really runs one step on the CPU."""
@@ -167,6 +170,10 @@ def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runti
     elif key == "karlo-v1-alpha-image-variations":
         out = pipe(picture, decoder_num_inference_steps=2, super_res_num_inference_steps=2, generator=g,
                    output_type="np")
+    elif key == "catvton":  # attention slicing must leave cross-attention skipped
+        from genhelpers.outputs.tryon import box_mask
+
+        out = pipe(person=picture, garment=picture, mask=box_mask((64, 64), (0.2, 0.2, 0.8, 0.8)), **common)
     elif key == "zero123plus":
         out = pipe(Image.new("RGB", (320, 320), (200, 100, 50)), num_inference_steps=1, generator=g)
         out = getattr(out, "images", out)

@@ -533,7 +533,10 @@ ENTRIES = {
                   "feature_extractor": "only the safety checker reads it"},
             notes="The mirror publishes its UNet and VAE weights as *.fp16.safetensors only (full precision only as "
                   ".bin pickles): a float32 run loads the fp16 files and upcasts them. CatVTON's own default base, "
-                  "booksforcharlie/stable-diffusion-inpainting, is a copy with a .bin UNet: not used.",
+                  "booksforcharlie/stable-diffusion-inpainting, is a copy with a .bin UNet: not used. On a T4, "
+                  "CatVTON at 1024×768 has 24,576 tokens at the UNet's first level: it needs PyTorch's fused "
+                  "(memory-efficient) attention, since the math kernel would hold a 24,576² float32 matrix per head "
+                  "(~36 GiB, CatVTON#133); CatVTONPipeline forbids the math kernel on a GPU.",
         ),
         Entry(
             key="sd-vae-ft-mse",

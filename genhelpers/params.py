@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import ParameterError
 from .hub import memory, weights
+from .outputs import tryon  # virtual_tryon's checks (imports nothing heavy)
 
 
 def _is_int(v) -> bool:
@@ -423,6 +424,14 @@ RULES = {
     "ip_adapter_scale": ip_scale,
     "style_blocks": ip_blocks,
     "still_image": flag,
+    # virtual try-on (CatVTON)
+    "person": image_file,
+    "garment": image_file,
+    "mask": tryon.check_mask_source,
+    "mask_box": tryon.check_box,
+    "attention_model": model_ref,
+    "attention_version": choice("mix", "vitonhd", "dresscode"),
+    "repaint": flag,
 }
 
 
@@ -496,6 +505,9 @@ CROSS = [
     (("stage_3", "stage_2"), _cascade_in_order),
     (("seen_digits",), _some_digits_unseen),
     (("allow_pickle",), _pickles_need_the_opt_in),
+    # virtual_tryon (CatVTON)
+    (("mask", "person"), tryon.mask_fits_person),
+    (("mask", "person", "mask_box", "height", "width"), tryon.mask_marks_something),
 ]
 
 

@@ -42,6 +42,9 @@ PIPELINES = {
     "stylecrafter": ("tiny:sd15", "AnimateDiffPipeline", {"motion_adapter": "tiny:animatediff-motion-adapter-v1-5-2"},
                      16),
     "stylecrafter-still": ("tiny:sd15", None, {}, 1),
+    # virtual_tryon: the inpainting pipeline as published, and CatVTON built from its UNet and scheduler
+    "sd15-inpainting": ("tiny:sd15-inpainting", None, {}, 1),
+    "catvton": ("tiny:sd15-inpainting", "CatVTONPipeline", {"vae": "tiny:sd-vae-ft-mse"}, 1),
 }
 
 
@@ -150,7 +153,7 @@ def test_svd_plans_never_touch_the_temporal_vae_switches(intercepted, cpu_runtim
 
 @pytest.mark.parametrize("key", ["sdxl-base", "animatediff", "svd", "zero123plus", "mvdream", "if-ii-l",
                                  "sd-x4-upscaler", "modelscope-t2v", "cogvideox-2b", "karlo-v1-alpha",
-                                 "karlo-v1-alpha-image-variations"])
+                                 "karlo-v1-alpha-image-variations", "catvton"])
 def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runtime):
     """The leanest plan's switches (VAE slicing + tiling, attention slicing, forward chunking, frames decoded
     one at a time) stay on while the pipeline really runs one step on the CPU."""
@@ -184,6 +187,10 @@ def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runti
     elif key == "karlo-v1-alpha-image-variations":
         out = pipe(picture, decoder_num_inference_steps=2, super_res_num_inference_steps=2, generator=g,
                    output_type="np")
+    elif key == "catvton":  # attention slicing must leave cross-attention skipped
+        from genhelpers.outputs.tryon import box_mask
+
+        out = pipe(person=picture, garment=picture, mask=box_mask((64, 64), (0.2, 0.2, 0.8, 0.8)), **common)
     elif key == "zero123plus":
         out = pipe(Image.new("RGB", (320, 320), (200, 100, 50)), num_inference_steps=1, generator=g)
         out = getattr(out, "images", out)

@@ -52,6 +52,11 @@ PUBLISHED = {
     ("ip-adapter-sd15", "image_encoder"): 632_076_800,
     ("ip-adapter-sd15", "ip_adapter"): 22_319_616,
     ("ip-adapter-image-encoder", "image_encoder"): 632_076_800,
+    # virtual_tryon: SD 1.5's published UNet count + conv_in's 5 extra input channels (5 × 320 × 3 × 3 = 14,400);
+    # the SD VAE (sd-vae-ft-mse is the same architecture, fine-tuned)
+    ("sd15-inpainting", "unet"): 859_535_364,
+    ("sd15-inpainting", "vae"): 83_653_863,
+    ("sd-vae-ft-mse", "vae"): 83_653_863,
 }
 
 
@@ -72,7 +77,8 @@ def test_catalog_counts_match_the_architectures():
 
 
 @pytest.mark.parametrize("key, component", [("sdxl-base", "unet"), ("sdxl-refiner", "unet"), ("sdxl-base", "vae"),
-                                            ("sd15", "unet"), ("svd", "unet"), ("svd-xt", "unet")])
+                                            ("sd15", "unet"), ("svd", "unet"), ("svd-xt", "unet"),
+                                            ("sd15-inpainting", "unet")])
 def test_twins_keep_the_published_topology(twins, key, component):
     twin = json.loads((twins[key] / component / "config.json").read_text())
     full = published.configs(key)[component]  # the complete config, as published

@@ -8,6 +8,12 @@ from genhelpers.hub import catalog
 from genhelpers.twins import registry
 
 
+def only_fp16(folder) -> dict:
+    """A folder published with fp16 safetensors only (stable-diffusion-inpainting's parts) loads by its variant."""
+    weights = [f.name for f in folder.glob("*.safetensors")]
+    return {"variant": "fp16"} if weights and all(".fp16." in n for n in weights) else {}
+
+
 def modules_of(folder, skip=()):
     """Every torch module a twin's folder loads into (less the parts the catalog says are never loaded)."""
     import json
@@ -35,12 +41,12 @@ def modules_of(folder, skip=()):
 
                 module = json.loads(index.read_text()).get(sub.name, [None])[0]
                 cls = getattr(importlib.import_module(f"diffusers.pipelines.{module}"), name)
-            out.append((sub.name, cls.from_pretrained(sub)))
+            out.append((sub.name, cls.from_pretrained(sub, **only_fp16(sub))))
     else:
         config = __import__("json").loads((folder / "config.json").read_text())
         name = config.get("_class_name") or config.get("architectures", [""])[0]
         cls = getattr(diffusers, name, None) or getattr(transformers, name)
-        out.append(("", cls.from_pretrained(folder)))
+        out.append(("", cls.from_pretrained(folder, **only_fp16(folder))))
     return out
 
 

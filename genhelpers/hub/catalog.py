@@ -555,6 +555,46 @@ ENTRIES = {
                   "the vit-G one). model.safetensors holds float32 values (2,528,373,448 B) although config.json "
                   "says float16. IP-Adapter's README names OpenCLIP ViT-H/14 as its source (LAION's "
                   "CLIP-ViT-H-14-laion2B-s32B-b79K, MIT on copies of its page).",
+        # virtual_tryon (issue 28): CatVTON's base UNet and scheduler, and the VAE it hard-codes. Its attention weights
+        # (zhengchong/CatVTON, CC BY-NC-SA 4.0) replace the UNet's own self-attention tensors, so they add no
+        # parameters: genhelpers.models.catvton fetches that one file (the repository is no diffusers folder).
+        Entry(
+            key="sd15-inpainting",
+            repo="stable-diffusion-v1-5/stable-diffusion-inpainting",
+            cls="StableDiffusionInpaintPipeline",
+            title="Stable Diffusion 1.5 inpainting (community mirror of the deleted runwayml repository): "
+                  "the UNet CatVTON fine-tunes",
+            licence="CreativeML Open RAIL-M",
+            licence_url="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-inpainting",
+            paper="https://arxiv.org/abs/2112.10752",
+            variants=("fp16",),
+            # SD 1.5's published counts; the UNet's conv_in reads 9 channels instead of 4 (5 × 320 × 3 × 3 more)
+            params={"unet": 859_535_364, "vae": 83_653_863},
+            defaults={"steps": 50, "guidance": 2.5, "height": 512, "width": 384},
+            # SD 1.5's figure (the VAE decode peaks); CatVTON's canvas is twice the picture's height: plan with 2·H.
+            # Not measured for CatVTON (no GPU lent)
+            activations_gib_per_mp=2.3,
+            skip={"text_encoder": "CatVTON reads no prompt: the garment picture is its only condition",
+                  "tokenizer": "no text encoder, no tokenizer",
+                  "safety_checker": "not run (CatVTON's inference script skips it too)",
+                  "feature_extractor": "only the safety checker reads it"},
+            notes="The mirror publishes its UNet and VAE weights as *.fp16.safetensors only (full precision only as "
+                  ".bin pickles): a float32 run loads the fp16 files and upcasts them. CatVTON's own default base, "
+                  "booksforcharlie/stable-diffusion-inpainting, is a copy with a .bin UNet: not used. On a T4, "
+                  "CatVTON at 1024×768 has 24,576 tokens at the UNet's first level: it needs PyTorch's fused "
+                  "(memory-efficient) attention, since the math kernel would hold a 24,576² float32 matrix per head "
+                  "(~36 GiB, CatVTON#133); CatVTONPipeline forbids the math kernel on a GPU.",
+        ),
+        Entry(
+            key="sd-vae-ft-mse",
+            repo="stabilityai/sd-vae-ft-mse",
+            cls="AutoencoderKL",
+            title="SD VAE fine-tuned with an MSE-weighted loss (smoother faces): the VAE CatVTON hard-codes",
+            licence="MIT",
+            licence_url="https://huggingface.co/stabilityai/sd-vae-ft-mse",
+            params={"vae": 83_653_863},
+            activations_gib_per_mp=0.0,
+            notes="SD 1.x VAEs run in float16; upcast if a result comes out black or NaN.",
         ),
     ]
 }

@@ -148,8 +148,9 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
             value = _component(name, value, str(ref), dtype, rt, allow_pickle)
         if value is not None:
             extra[name] = value
-    for name in skipped:
-        extra.setdefault(name, None)  # None tells diffusers not to load it
+    for name in skipped:  # None tells diffusers not to load it (a pipeline class without that part needs no word)
+        if not issubclass(cls, diffusers.DiffusionPipeline) or name in _init_params(cls):
+            extra.setdefault(name, None)
     var = _variant(res, dtype, variant)
     if issubclass(cls, diffusers.DiffusionPipeline):
         weights.check_layout(res.path, cls.__name__, only, aliases=entry.component_folders if entry else None)

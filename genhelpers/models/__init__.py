@@ -6,6 +6,7 @@ module path, so that ``genhelpers.load`` can build them without the hub importin
 from ..hub import classes
 
 classes.register({
+    "CatVTONPipeline": "genhelpers.models.catvton",  # virtual_tryon
     "MVDreamPipeline": "genhelpers.models.mvdream",
     "MultiViewUNetModel": "genhelpers.models.mvdream_unet",
     "Zero123PlusPipeline": "genhelpers.models.zero123plus",

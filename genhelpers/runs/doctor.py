@@ -99,7 +99,18 @@ def dvae_row(name: str, params: dict, rt: Runtime) -> dict:
             "advice": ADVICE["gpu"]}
 
 
+def tryon_row(name: str, params: dict, rt: Runtime) -> dict:
+    """virtual_tryon (CatVTON): the UNet denoises the person and the garment on one canvas twice as tall, so the
+    job is planned at 2·height; the row shows the picture's size. (The attention weights replace the UNet's own
+    self-attention: no extra parameters; the VAE is counted once, in the base's entry.)"""
+    rest = {k: v for k, v in params.items() if k != "attention_version"}
+    out = row(name, {**rest, "height": 2 * params["height"]}, rt)
+    return {**out, "height": params["height"], "advice": out["advice"] + " (canvas twice the picture's height)"}
+
+
 def row(name: str, params: dict, rt: Runtime) -> dict:
+    if "attention_version" in params:
+        return tryon_row(name, params, rt)
     if "train_steps" in params and params.get("base_model"):
         return training_row(name, params, rt)
     if params.get("stage_1"):

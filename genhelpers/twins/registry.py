@@ -17,13 +17,16 @@ import tempfile
 from pathlib import Path
 
 from ..platform.folders import cache_dir
-from . import dvae, image, ipadapter, threed, video, vision
+from . import dvae, image, ipadapter, threed, tryon, video, vision
 from .common import EOS, quiet, write_clip_tokenizer, write_t5_tokenizer
 
-BUILDERS = {**image.BUILDERS, **video.BUILDERS, **threed.BUILDERS, **vision.BUILDERS}  # key -> builder
-BUILDERS.update(ipadapter.BUILDERS)  # stylecrafter: h94/IP-Adapter's layout
+# one module per family of twins; a new family adds itself here (the notebook that needs it in the comment)
+FAMILIES = (image, video, threed, vision,
+            ipadapter,  # stylecrafter: h94/IP-Adapter's layout
+            tryon)  # virtual_tryon: the inpainting base, its VAE, CatVTON's attention weights
+BUILDERS = {key: build for family in FAMILIES for key, build in family.BUILDERS.items()}  # key -> builder
 # twins that are not written by save_pretrained: key -> writer(folder) (published as pickled modules)
-WRITERS = {"dalle-dvae": dvae.write}
+WRITERS = {"dalle-dvae": dvae.write, **tryon.WRITERS}  # (tryon: virtual_tryon)
 
 TWIN_VERSION = 11  # bump when a builder changes, so cached twins are rebuilt
 

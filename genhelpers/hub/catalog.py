@@ -555,6 +555,7 @@ ENTRIES = {
                   "the vit-G one). model.safetensors holds float32 values (2,528,373,448 B) although config.json "
                   "says float16. IP-Adapter's README names OpenCLIP ViT-H/14 as its source (LAION's "
                   "CLIP-ViT-H-14-laion2B-s32B-b79K, MIT on copies of its page).",
+        ),
         # virtual_tryon (issue 28): CatVTON's base UNet and scheduler, and the VAE it hard-codes. Its attention weights
         # (zhengchong/CatVTON, CC BY-NC-SA 4.0) replace the UNet's own self-attention tensors, so they add no
         # parameters: genhelpers.models.catvton fetches that one file (the repository is no diffusers folder).

@@ -156,7 +156,8 @@ def load(ref, rt: Runtime | None = None, *, memory="auto", pipeline: str | None 
         var, own = _components_by_variant(res.path, cls, only, set(extra), var, dtype, allow_pickle,
                                           entry.component_folders if entry else {})
         extra.update(own)
-    kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=not allow_pickle)
+    # allow_pickle permits pickles, it does not require them: None lets the libraries prefer safetensors
+    kwargs = dict(dtype=getattr(torch, dtype), variant=var, use_safetensors=None if allow_pickle else True)
     if "safety_checker" in skipped and is_pipeline_cls and "requires_safety_checker" in _init_params(cls):
         kwargs["requires_safety_checker"] = False  # skipped knowingly, said below
     if chosen is not None and chosen.device_map and is_pipeline:
@@ -241,7 +242,7 @@ def _components_by_variant(path, cls, only, supplied, var, dtype, allow_pickle, 
             frozen_pipeline_modules()  # (the old module names of frozen pipelines are attributes from here on)
             model_cls = getattr(getattr(diffusers.pipelines, module), name)
         own[c] = model_cls.from_pretrained(path / folder, dtype=getattr(torch, dtype), variant=v,
-                                           use_safetensors=not allow_pickle)
+                                           use_safetensors=None if allow_pickle else True)
     return var, own
 
 

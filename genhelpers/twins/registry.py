@@ -17,12 +17,12 @@ import tempfile
 from pathlib import Path
 
 from ..platform.folders import cache_dir
-from . import dvae, image, threed, video, vision
+from . import dvae, image, motiondirector, threed, video, vision
 from .common import EOS, quiet, write_clip_tokenizer, write_t5_tokenizer
 
 BUILDERS = {**image.BUILDERS, **video.BUILDERS, **threed.BUILDERS, **vision.BUILDERS}  # key -> builder
 # twins that are not written by save_pretrained: key -> writer(folder) (published as pickled modules)
-WRITERS = {"dalle-dvae": dvae.write}
+WRITERS = {"dalle-dvae": dvae.write, **motiondirector.WRITERS}  # motion_director: its LoRA twin
 
 TWIN_VERSION = 11  # bump when a builder changes, so cached twins are rebuilt
 

@@ -295,6 +295,25 @@ def list_of(rule, what: str, example: str):
     return check
 
 
+# MotionDirector (notebooks/motion_director.ipynb): the checks live with the LoRA code
+def lora_rank(name, v):
+    from .models.motiondirector import check_rank
+
+    check_rank(name, v)
+
+
+def lora_targets(name, v):
+    from .models.motiondirector import check_targets
+
+    check_targets(name, v)
+
+
+def motion_lora(name, v):
+    from .models.motiondirector_lora import check_source
+
+    check_source(name, v)
+
+
 RULES = {
     "height": multiple_of_8,
     "width": multiple_of_8,
@@ -432,6 +451,12 @@ RULES = {
     "attention_model": model_ref,
     "attention_version": choice("mix", "vitonhd", "dresscode"),
     "repaint": flag,
+    # MotionDirector (motion_director)
+    "lora_rank": lora_rank,
+    "spatial_targets": lora_targets,
+    "temporal_targets": lora_targets,
+    "debiased_loss": flag,
+    "motion_lora": motion_lora,
 }
 
 
@@ -495,6 +520,14 @@ def _pickles_need_the_opt_in(p):
                 raise ParameterError("allow_pickle", weights.pickle_message(f"{name}={v!r}", ["."]))
 
 
+def _motion_lora_needs_the_opt_in(p):
+    """motion_director: a published MotionDirector LoRA is a pickle; refused here, before any download."""
+    from .models.motiondirector_lora import is_pickle, pickle_message
+
+    if p["allow_pickle"] is not True and is_pickle(p["motion_lora"]):
+        raise ParameterError("allow_pickle", pickle_message("motion_lora", p["motion_lora"]))
+
+
 # rules that relate two parameters, applied after each parameter passed its own rule
 CROSS = [
     (("conditioning_frames", "frames"), _indices_in_clip),
@@ -508,6 +541,7 @@ CROSS = [
     # virtual_tryon (CatVTON)
     (("mask", "person"), tryon.mask_fits_person),
     (("mask", "person", "mask_box", "height", "width"), tryon.mask_marks_something),
+    (("motion_lora", "allow_pickle"), _motion_lora_needs_the_opt_in),  # motion_director
 ]
 
 

@@ -82,6 +82,39 @@ def training_row(name: str, params: dict, rt: Runtime) -> dict:
         need["weights"] / GIB, 1), "advice": advice}
 
 
+# motion_director (issue 26): MotionDirector's two LoRAs trained on a text-to-video base
+def motion_director_row(name: str, params: dict, rt: Runtime) -> dict:
+    """MotionDirector tunes two LoRAs on a frozen text-to-video model, on one GPU: the model in float16, both
+    LoRAs in float32 with their gradients and optimizer state, the temporal pass's activations."""
+    from ..hub.memory import usable
+    from ..models import motiondirector
+
+    side, frames = params["size"], params["frames"]
+    out = {"notebook": name, "models": [params["model"]], "height": side, "width": side, "frames": frames,
+           "batch": 1, "generates": True}
+    entry = catalog.find(params["model"])
+    if entry is None:
+        return {**out, "plan": "gpu", "fits": True, "gpu_gib": None, "host_gib": None,
+                "advice": "size of the base model unknown: trains on one GPU"}
+    c = motiondirector.counts(entry.key, params["lora_rank"], params.get("spatial_targets"),
+                              params.get("temporal_targets"))
+    need = motiondirector.training_bytes(c, frames, side, params.get("use_8bit_adam", False),
+                                         params.get("gradient_checkpointing", True))
+    gib = round(sum(need.values()) / GIB, 1)
+    parts = ", ".join(f"{k} {v / GIB:.1f}" for k, v in need.items())
+    if not rt.gpus:
+        return {**out, "plan": "cpu", "fits": False, "gpu_gib": 0, "host_gib": gib,
+                "advice": "no GPU: tuning the published model would take hours here; run the smoke profile"}
+    if any(not g.supported for g in rt.gpus):
+        return {**out, "plan": "-", "fits": False, "gpu_gib": None, "host_gib": None,
+                "advice": "this GPU is not supported by the current Kaggle image: choose 'GPU T4 x2'"}
+    fits = sum(need.values()) <= usable(rt.gpus[0].total_memory)
+    advice = (f"trains two LoRAs on one GPU (~{gib} GiB est.: {parts}; not measured)" if fits else
+              f"training needs ~{gib} GiB ({parts}): fewer frames or a smaller size, gradient_checkpointing=True")
+    return {**out, "plan": "gpu" if fits else "-", "fits": fits, "gpu_gib": gib,
+            "host_gib": round(need["weights"] / GIB, 1), "advice": advice}
+
+
 def dvae_row(name: str, params: dict, rt: Runtime) -> dict:
     """DALL·E's dVAE comes from OpenAI's CDN, not the hub (no catalog entry): its weights in float32 (the package
     keeps them so, computing in half precision on a GPU) plus its measured activations for the pictures."""
@@ -111,6 +144,8 @@ def tryon_row(name: str, params: dict, rt: Runtime) -> dict:
 def row(name: str, params: dict, rt: Runtime) -> dict:
     if "attention_version" in params:
         return tryon_row(name, params, rt)
+    if "temporal_targets" in params:  # motion_director: a training row of its own
+        return motion_director_row(name, params, rt)
     if "train_steps" in params and params.get("base_model"):
         return training_row(name, params, rt)
     if params.get("stage_1"):

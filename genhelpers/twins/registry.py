@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..platform.folders import cache_dir
-from . import dvae, image, ipadapter, threed, tryon, video, vision
+from . import dvae, image, ipadapter, motiondirector, threed, tryon, video, vision
 from .common import EOS, quiet, write_clip_tokenizer, write_t5_tokenizer
 
 # one module per family of twins; a new family adds itself here (the notebook that needs it in the comment)
@@ -26,7 +26,9 @@ FAMILIES = (image, video, threed, vision,
             tryon)  # virtual_tryon: the inpainting base, its VAE, CatVTON's attention weights
 BUILDERS = {key: build for family in FAMILIES for key, build in family.BUILDERS.items()}  # key -> builder
 # twins that are not written by save_pretrained: key -> writer(folder) (published as pickled modules)
-WRITERS = {"dalle-dvae": dvae.write, **tryon.WRITERS}  # (tryon: virtual_tryon)
+WRITERS = {"dalle-dvae": dvae.write,
+           **tryon.WRITERS,  # virtual_tryon
+           **motiondirector.WRITERS}  # motion_director: its LoRA twin
 
 TWIN_VERSION = 11  # bump when a builder changes, so cached twins are rebuilt
 

@@ -406,6 +406,11 @@ RULES = {
     # the planner's instruct LLM and a plan edited by hand (issue 27: procedural_3d, motion_editing, gpt4motion)
     "llm": model_ref,
     "plan_json": plan_json,
+    # procedural_3d (3D-GPT's idea)
+    "terrain_grid": int_range(16, 256, "heightfield samples per side of the land: 64 on a CPU, 128 is fine on Kaggle"),
+    "preview_size": int_range(64, 1024, "the turntable's side in pixels"),
+    "free_tries": int_range(0, 15, "free-form tries for the comparison; the authors retried up to 15 times"),
+    "free_tokens": int_range(16, 2000, "the longest free-form answer, in tokens"),
 }
 
 

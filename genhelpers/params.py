@@ -247,6 +247,19 @@ def plan_json(name, v):
     check_json_text(name, v)
 
 
+def base_motion(name, v):
+    """One of the motion classroom's 20 kinds, by its caption."""
+    from .classroom.motion_edit import CAPTIONS
+
+    if v not in CAPTIONS:
+        import difflib
+
+        close = difflib.get_close_matches(str(v), list(CAPTIONS), n=1)
+        raise ParameterError(name, f"{name}={v!r} is not one of the generated motions"
+                                   + (f" (did you mean {close[0]!r}?)" if close else "") + ": choose one of "
+                                   + ", ".join(repr(c) for c in CAPTIONS))
+
+
 def int_range(lo: int, hi: int, why: str):
     def rule(name, v):
         if not _is_int(v) or not lo <= v <= hi:
@@ -411,6 +424,10 @@ RULES = {
     "preview_size": int_range(64, 1024, "the turntable's side in pixels"),
     "free_tries": int_range(0, 15, "free-form tries for the comparison; the authors retried up to 15 times"),
     "free_tokens": int_range(16, 2000, "the longest free-form answer, in tokens"),
+    # motion_editing (Iterative Motion Editing)
+    "base_motion": base_motion,
+    "instructions": list_of(prompt, "sentences", "['lift the left knee higher', 'even higher']"),
+    "target_caption": prompt,
 }
 
 

@@ -247,6 +247,15 @@ def plan_json(name, v):
     check_json_text(name, v)
 
 
+def texts(name, v):
+    """A list, maybe empty, of non-empty texts."""
+    if not isinstance(v, (list, tuple)):
+        raise ParameterError(name, f"{name}={v!r} must be a list of texts (or [] for none), e.g. "
+                                   f"{name}=['a pine forest']")
+    for i, item in enumerate(v):
+        prompt(f"{name}[{i}]", item)
+
+
 def base_motion(name, v):
     """One of the motion classroom's 20 kinds, by its caption."""
     from .classroom.motion_edit import CAPTIONS
@@ -424,6 +433,7 @@ RULES = {
     "preview_size": int_range(64, 1024, "the turntable's side in pixels"),
     "free_tries": int_range(0, 15, "free-form tries for the comparison; the authors retried up to 15 times"),
     "free_tokens": int_range(16, 2000, "the longest free-form answer, in tokens"),
+    "eval_prompts": texts,
     # motion_editing (Iterative Motion Editing)
     "base_motion": base_motion,
     "instructions": list_of(prompt, "sentences", "['lift the left knee higher', 'even higher']"),

@@ -47,11 +47,14 @@ def test_the_scene_is_judged_from_the_glb(p3d_run):
     assert gif.n_frames == SMOKE["views"] and gif.size == (SMOKE["preview_size"],) * 2
 
 
-def test_the_comparison_records_both_ways(p3d_run):
+def test_the_comparison_and_the_planner_score_are_recorded(p3d_run):
     out, _ = p3d_run
     side = json.loads((out / "procedural_3d" / "comparison_000.json").read_text())["generation"]
     assert side["constrained"]["valid"] and len(side["free_form"]) == SMOKE["free_tries"]
     assert not any(t["valid"] for t in side["free_form"])  # a random twin never writes a valid plan freely
+    scores = json.loads((out / "procedural_3d" / "planner_score_000.json").read_text())["generation"]["scores"]
+    assert [s["prompt"] for s in scores] == SMOKE["eval_prompts"]
+    assert all(0 <= s["passed"] <= s["checks"] and s["checks"] >= 3 for s in scores)  # snowy, pine, forest
 
 
 def test_a_hand_edited_plan_reruns_without_the_model(p3d_run, tmp_path):
@@ -90,6 +93,7 @@ BAD_INPUTS = [("procedural_3d", override, "ParameterError", evalue, "genhelpers.
     ({"plan_json": '{"dispatch": '}, "plan_json is not valid JSON"),
     ({"terrain_grid": 8}, "terrain_grid=8 must be a whole number from 16 to 256"),
     ({"views": 0}, "views=0 must be a whole number ≥ 1"),
+    ({"eval_prompts": ["a forest", ""]}, "eval_prompts[1]='' is empty"),
 ]]
 
 

@@ -57,6 +57,9 @@ PUBLISHED = {
     ("sd15-inpainting", "unet"): 859_535_364,
     ("sd15-inpainting", "vae"): 83_653_863,
     ("sd-vae-ft-mse", "vae"): 83_653_863,
+    # issue 27 (tests/reference/planner): Qwen2.5-1.5B-Instruct; model card "1.54B", and the published bf16
+    # model.safetensors (3,087,467,144 B) less its 38,536 B header is exactly 2 bytes per parameter (lm_head tied)
+    ("qwen2.5-1.5b-instruct", "model"): 1_543_714_304,
 }
 
 

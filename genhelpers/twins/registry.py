@@ -17,13 +17,14 @@ import tempfile
 from pathlib import Path
 
 from ..platform.folders import cache_dir
-from . import dvae, image, ipadapter, motiondirector, threed, tryon, video, vision
+from . import dvae, image, ipadapter, llm, motiondirector, threed, tryon, video, vision
 from .common import EOS, quiet, write_clip_tokenizer, write_t5_tokenizer
 
 # one module per family of twins; a new family adds itself here (the notebook that needs it in the comment)
 FAMILIES = (image, video, threed, vision,
             ipadapter,  # stylecrafter: h94/IP-Adapter's layout
-            tryon)  # virtual_tryon: the inpainting base, its VAE, CatVTON's attention weights
+            tryon,  # virtual_tryon: the inpainting base, its VAE, CatVTON's attention weights
+            llm)  # procedural_3d, motion_editing, gpt4motion: the planner's instruct LLM (issue 27)
 BUILDERS = {key: build for family in FAMILIES for key, build in family.BUILDERS.items()}  # key -> builder
 # twins that are not written by save_pretrained: key -> writer(folder) (published as pickled modules)
 WRITERS = {"dalle-dvae": dvae.write,

@@ -9,4 +9,7 @@ classes.register({
     "MVDreamPipeline": "genhelpers.models.mvdream",
     "MultiViewUNetModel": "genhelpers.models.mvdream_unet",
     "Zero123PlusPipeline": "genhelpers.models.zero123plus",
+    # mvdiffusion notebook
+    "MVDiffusionPipeline": "genhelpers.models.mvdiffusion",
+    "MVDiffusionCAA": "genhelpers.models.mvdiffusion_caa",
 })

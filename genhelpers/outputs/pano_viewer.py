@@ -126,5 +126,14 @@ def iframe(page: str, width: int = 820, height: int = 520):
     """The page shown inline in a notebook (an iframe holding the page itself: no file server needed)."""
     from IPython.display import HTML
 
-    return HTML(f'<iframe srcdoc="{html.escape(page, quote=True)}" width="{width}" height="{height}" '
-                f'style="border:0"></iframe>')
+    return HTML(f'<div><iframe srcdoc="{html.escape(page, quote=True)}" width="{width}" height="{height}" '
+                f'style="border:0"></iframe></div>')
+
+
+def save(page: str, path, meta: dict):
+    """Write the page atomically with its JSON sidecar (``<name>.json``); returns the path."""
+    from pathlib import Path
+
+    from .media import save_file
+
+    return save_file(Path(path), lambda tmp: Path(tmp).write_text(page, encoding="utf-8"), meta)

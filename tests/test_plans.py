@@ -38,6 +38,9 @@ PIPELINES = {
     "cogvideox-2b": ("tiny:cogvideox-2b", None, {}, 49),
     "karlo-v1-alpha": ("tiny:karlo-v1-alpha", None, {}, 1),
     "karlo-v1-alpha-image-variations": ("tiny:karlo-v1-alpha-image-variations", None, {"allow_pickle": True}, 1),
+    # mvdiffusion notebook: the SD 2 base, and our pipeline on it (its CAA blocks are optional: loaded apart)
+    "sd2-base": ("tiny:sd2-base", None, {}, 1),
+    "mvdiffusion": ("tiny:sd2-base", "MVDiffusionPipeline", {}, 1),
 }
 # catalog pipelines covered by another row: same class and parts
 SAME_AS = {"sd21-base": "sd21", "zero123plus-v1.1": "zero123plus", "zero123plus-v1.2": "zero123plus",
@@ -133,7 +136,8 @@ def test_svd_plans_never_touch_the_temporal_vae_switches(intercepted, cpu_runtim
 
 @pytest.mark.parametrize("key", ["sdxl-base", "animatediff", "svd", "zero123plus", "mvdream", "if-ii-l",
                                  "sd-x4-upscaler", "modelscope-t2v", "cogvideox-2b", "karlo-v1-alpha",
-                                 "karlo-v1-alpha-image-variations"])
+                                 "karlo-v1-alpha-image-variations",
+                                 "mvdiffusion"])  # mvdiffusion notebook
 def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runtime):
     """The leanest plan's switches (VAE slicing + tiling, attention slicing, forward chunking, frames decoded
     one at a time) stay on while the pipeline really runs one step on the CPU."""

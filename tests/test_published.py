@@ -47,6 +47,11 @@ PUBLISHED = {
     ("zeroscope-v2-576w", "text_encoder"): 340_387_840,
     ("zeroscope-v2-576w", "vae"): 83_653_863,
     ("cogvideox-2b", "text_encoder"): 4_762_310_656,  # T5-v1.1-XXL encoder, as IF's
+    # mvdiffusion notebook: SD 2 base (published_counts.md's SD 2.x figures; the same counted from the authors'
+    # MultiViewBaseModel, tests/reference/mvdiffusion/README.md)
+    ("sd2-base", "unet"): 865_910_724,
+    ("sd2-base", "text_encoder"): 340_387_840,
+    ("sd2-base", "vae"): 83_653_863,
 }
 
 

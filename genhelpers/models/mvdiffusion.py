@@ -52,7 +52,8 @@ def cameras(size: int = SIZE, views: int = VIEWS, fov_deg: float = FOV_DEG, yaw_
 
 
 class MVDiffusionPipeline(DiffusionPipeline):
-    """SD 2 base + the CAA blocks. ``caa=None`` (or ``use_caa=False`` at call time) is plain SD 2, view by view."""
+    """SD 2 base + the CAA blocks. Without blocks (``caa=None``), or called with ``use_caa=False``, it is plain
+    SD 2 painting each view on its own."""
 
     model_cpu_offload_seq = "text_encoder->unet->vae"
     _optional_components = ["caa"]
@@ -74,13 +75,14 @@ class MVDiffusionPipeline(DiffusionPipeline):
     def __call__(self, prompt, num_inference_steps: int = 50, guidance_scale: float = 9.0, height: int = SIZE,
                  width: int | None = None, num_views: int = VIEWS, fov_deg: float = FOV_DEG,
                  yaw_offset: float = 0.0, yaws_deg=None, generator=None, output_type: str = "pil",
-                 use_caa: bool = True, training_prefix: bool = False):
+                 use_caa: bool | None = None, training_prefix: bool = False):
         width = height if width is None else width
         if height != width or height % 8:
             raise ValueError(f"height={height}, width={width}: MVDiffusion's views are square, a multiple of 8 px "
                              f"(trained at {SIZE}×{SIZE})")
         if yaws_deg is not None:
             num_views = len(yaws_deg)
+        use_caa = self.caa is not None if use_caa is None else use_caa  # None: the blocks when there are any
         if use_caa and self.caa is None:
             raise ValueError("this pipeline has no CAA blocks: pass caa=... when loading (mvdiffusion_weights."
                              "load_caa), or call it with use_caa=False for plain SD 2 views")

@@ -494,7 +494,7 @@ def _pickles_need_the_opt_in(p):
 
 # --- mvdiffusion notebook (issue 28)
 def _mvdiffusion_ring(p):
-    from .models.mvdiffusion import FOV_DEG, VIEWS
+    from .models.mvdiffusion_weights import FOV_DEG, VIEWS
 
     if p["views"] != VIEWS or p["fov_deg"] != FOV_DEG:
         name = "views" if p["views"] != VIEWS else "fov_deg"

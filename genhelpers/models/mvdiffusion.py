@@ -29,8 +29,8 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
 from ..outputs import panorama
 from .mvdiffusion_caa import Correspondences, MVDiffusionCAA, hooked
+from .mvdiffusion_weights import FOV_DEG, SIZE, VIEWS  # what the released weights were trained on
 
-VIEWS, FOV_DEG, SIZE = 8, 90.0, 512  # what the released weights were trained on
 TRAINING_PREFIX = "This is one view of a scene. "  # how every training caption began
 
 

@@ -44,6 +44,7 @@ CHECKPOINT = {  # the released file; "sha256": None because no digest is publish
     "page": "https://github.com/Tangshitao/MVDiffusion#model-zoo",
     "sha256": None,
 }
+VIEWS, FOV_DEG, SIZE = 8, 90.0, 512  # what the released weights were trained on (45° steps, pitch 0)
 TWIN = "tiny:mvdiffusion"
 PREFIX = "mv_base_model."
 CAA_KEYS = ("cp_blocks_encoder.", "cp_blocks_mid.", "cp_blocks_decoder.")
@@ -125,11 +126,13 @@ def pickle_message(out) -> str:
 
 
 def check(source, allow_pickle: bool) -> None:
-    """Before anything loads: the source exists, and a pickle that still needs converting has the opt-in."""
+    """Before anything loads (and without importing torch): the source exists, and a pickle that still needs
+    converting has the opt-in. The twin always asks for it here (finding its converted copy would build it)."""
     kind, path = locate(source)
     if kind in ("pickle", "download") and not allow_pickle:
-        out = converted_dir(source, path if source == "dropbox" else None)
-        if not _is_converted(out):
+        out = cache_dir() / "converted" if source == TWIN else converted_dir(
+            source, path if source == "dropbox" else None)
+        if source == TWIN or not _is_converted(out):
             raise ParameterError("allow_pickle", pickle_message(out))
 
 

@@ -287,6 +287,30 @@ def base_motion(name, v):
         raise ParameterError(name, f"{name}={v!r} is not one of the generated motions"
                                    + (f" (did you mean {close[0]!r}?)" if close else "") + ": choose one of "
                                    + ", ".join(repr(c) for c in CAPTIONS))
+# --- mvdiffusion notebook (issue 28) ---------------------------------------------------------------------------
+def caa_weights(name, v):
+    from .models.mvdiffusion_weights import locate
+
+    locate(v)
+
+
+def optional_prompts(name, v):
+    if v is not None:
+        list_of(prompt, "prompts, one per view", "['a kitchen', 'a window', …]")(name, v)
+
+
+def field_of_view(name, v):
+    if not _is_number(v) or not 0 < v < 180:
+        raise ParameterError(name, f"{name}={v!r} is out of range: a perspective camera's field of view lies strictly "
+                                   f"between 0 and 180 degrees (MVDiffusion's views: 90)")
+
+
+def strip_width(name, v):
+    if not _is_int(v) or v <= 512 or v % 64:
+        lo = max(576, (v // 64) * 64) if _is_int(v) and v > 0 else 576
+        raise ParameterError(name, f"{name}={v!r} must be a multiple of 64 above 512: MultiDiffusion's windows are "
+                                   f"512 px wide and step by 64 px, so a strip of 512 or less is one window with no "
+                                   f"360° wrap (try {lo} or {lo + 64}; 2048 is a 360° × 90° strip at 512 px)")
 
 
 def int_range(lo: int, hi: int, why: str):
@@ -497,6 +521,13 @@ RULES = {
     "base_motion": base_motion,
     "instructions": list_of(prompt, "sentences", "['lift the left knee higher', 'even higher']"),
     "target_caption": prompt,
+    # MVDiffusion (mvdiffusion notebook)
+    "caa_weights": caa_weights,
+    "view_prompts": optional_prompts,
+    "training_prefix": flag,
+    "fov_deg": field_of_view,
+    "yaw_offset": angle_deg,  # any angle: the ring is turned by it (training drew it at random), wrapped to 0-360
+    "strip_width": strip_width,
 }
 
 
@@ -566,6 +597,29 @@ def _motion_lora_needs_the_opt_in(p):
 
     if p["allow_pickle"] is not True and is_pickle(p["motion_lora"]):
         raise ParameterError("allow_pickle", pickle_message("motion_lora", p["motion_lora"]))
+# --- mvdiffusion notebook (issue 28)
+def _mvdiffusion_ring(p):
+    from .models.mvdiffusion_weights import FOV_DEG, VIEWS
+
+    if p["views"] != VIEWS or p["fov_deg"] != FOV_DEG:
+        name = "views" if p["views"] != VIEWS else "fov_deg"
+        raise ParameterError(name, f"views={p['views']}, fov_deg={p['fov_deg']}: MVDiffusion's released weights were "
+                                   f"trained only on {VIEWS} views of {FOV_DEG:g}° at 45° steps (the attention code "
+                                   f"itself would run on any ring of 3 or more views, but no weights exist for it): "
+                                   f"set views={VIEWS}, fov_deg={FOV_DEG:g}")
+
+
+def _one_prompt_per_view(p):
+    if p["view_prompts"] is not None and len(p["view_prompts"]) != p["views"]:
+        raise ParameterError("view_prompts", f"view_prompts has {len(p['view_prompts'])} prompt(s) for views="
+                                             f"{p['views']}: give one per view (view 0 first, turning right), or "
+                                             f"None to use prompt for every view")
+
+
+def _caa_needs_the_opt_in(p):
+    from .models.mvdiffusion_weights import check as check_caa
+
+    check_caa(p["caa_weights"], p["allow_pickle"] is True)
 
 
 # rules that relate two parameters, applied after each parameter passed its own rule
@@ -582,6 +636,9 @@ CROSS = [
     (("mask", "person"), tryon.mask_fits_person),
     (("mask", "person", "mask_box", "height", "width"), tryon.mask_marks_something),
     (("motion_lora", "allow_pickle"), _motion_lora_needs_the_opt_in),  # motion_director
+    (("views", "fov_deg"), _mvdiffusion_ring),  # mvdiffusion
+    (("view_prompts", "views"), _one_prompt_per_view),  # mvdiffusion
+    (("caa_weights", "allow_pickle"), _caa_needs_the_opt_in),  # mvdiffusion
 ]
 
 

@@ -45,6 +45,9 @@ PIPELINES = {
     # virtual_tryon: the inpainting pipeline as published, and CatVTON built from its UNet and scheduler
     "sd15-inpainting": ("tiny:sd15-inpainting", None, {}, 1),
     "catvton": ("tiny:sd15-inpainting", "CatVTONPipeline", {"vae": "tiny:sd-vae-ft-mse"}, 1),
+    # mvdiffusion notebook: the SD 2 base, and our pipeline on it (its CAA blocks are optional: loaded apart)
+    "sd2-base": ("tiny:sd2-base", None, {}, 1),
+    "mvdiffusion": ("tiny:sd2-base", "MVDiffusionPipeline", {}, 1),
 }
 
 
@@ -153,7 +156,8 @@ def test_svd_plans_never_touch_the_temporal_vae_switches(intercepted, cpu_runtim
 
 @pytest.mark.parametrize("key", ["sdxl-base", "animatediff", "svd", "zero123plus", "mvdream", "if-ii-l",
                                  "sd-x4-upscaler", "modelscope-t2v", "cogvideox-2b", "karlo-v1-alpha",
-                                 "karlo-v1-alpha-image-variations", "catvton"])
+                                 "karlo-v1-alpha-image-variations", "catvton",
+                                 "mvdiffusion"])  # mvdiffusion notebook
 def test_a_step_runs_with_the_leanest_plans_switches(key, intercepted, cpu_runtime):
     """The leanest plan's switches (VAE slicing + tiling, attention slicing, forward chunking, frames decoded
     one at a time) stay on while the pipeline really runs one step on the CPU."""

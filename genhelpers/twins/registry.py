@@ -17,19 +17,21 @@ import tempfile
 from pathlib import Path
 
 from ..platform.folders import cache_dir
-from . import dvae, image, ipadapter, llm, motiondirector, threed, tryon, video, vision
+from . import dvae, image, ipadapter, llm, motiondirector, panorama, threed, tryon, video, vision
 from .common import EOS, quiet, write_clip_tokenizer, write_t5_tokenizer
 
 # one module per family of twins; a new family adds itself here (the notebook that needs it in the comment)
 FAMILIES = (image, video, threed, vision,
             ipadapter,  # stylecrafter: h94/IP-Adapter's layout
             tryon,  # virtual_tryon: the inpainting base, its VAE, CatVTON's attention weights
-            llm)  # procedural_3d, motion_editing, gpt4motion: the planner's instruct LLM (issue 27)
+            llm,  # procedural_3d, motion_editing, gpt4motion: the planner's instruct LLM (issue 27)
+            panorama)  # mvdiffusion: the SD 2 base and the CAA checkpoint
 BUILDERS = {key: build for family in FAMILIES for key, build in family.BUILDERS.items()}  # key -> builder
 # twins that are not written by save_pretrained: key -> writer(folder) (published as pickled modules)
 WRITERS = {"dalle-dvae": dvae.write,
            **tryon.WRITERS,  # virtual_tryon
-           **motiondirector.WRITERS}  # motion_director: its LoRA twin
+           **motiondirector.WRITERS,  # motion_director: its LoRA twin
+           **panorama.WRITERS}  # mvdiffusion: a Lightning pano.ckpt
 
 TWIN_VERSION = 11  # bump when a builder changes, so cached twins are rebuilt
 

@@ -508,6 +508,39 @@ ENTRIES = {
             params={"vae": 83_653_863},
             notes="SDXL's own VAE overflows in fp16 and diffusers upcasts it to fp32 for decoding; this one does not.",
         ),
+        # ---- gpt4motion (issue 27): SDXL's depth and canny ControlNets, as GPT4Motion used them
+        Entry(
+            key="controlnet-depth-sdxl-1.0",
+            activations_gib_per_mp=0.0,
+            repo="diffusers/controlnet-depth-sdxl-1.0",
+            cls="ControlNetModel",
+            title="SDXL ControlNet, depth (trained on MiDaS inverse depth: near = white)",
+            licence=SDXL_LICENCE,
+            licence_url="https://huggingface.co/diffusers/controlnet-depth-sdxl-1.0",
+            paper="https://arxiv.org/abs/2302.05543",
+            variants=("fp16",),
+            # counted from the recorded config (= ControlNetModel.from_unet on SDXL's UNet config, meta device);
+            # published figure rounded only ("1.251 B", ../shared/reference/routes/gpt4motion.md)
+            params={"controlnet": 1_251_014_160},
+            params_exact=False,
+            notes="Also published as pickles (.bin, .fp16.bin) beside the safetensors: only the safetensors are read. "
+                  "The card recommends a conditioning scale of 0.5; GPT4Motion used 1.0.",
+        ),
+        Entry(
+            key="controlnet-canny-sdxl-1.0",
+            activations_gib_per_mp=0.0,
+            repo="diffusers/controlnet-canny-sdxl-1.0",
+            cls="ControlNetModel",
+            title="SDXL ControlNet, canny edges (white lines on black)",
+            licence=SDXL_LICENCE,
+            licence_url="https://huggingface.co/diffusers/controlnet-canny-sdxl-1.0",
+            paper="https://arxiv.org/abs/2302.05543",
+            variants=("fp16",),
+            params={"controlnet": 1_251_014_160},  # as the depth ControlNet's: the same architecture
+            params_exact=False,
+            notes="Also published as pickles beside the safetensors: only the safetensors are read. Trained on "
+                  "cv2.Canny(100, 200) maps; GPT4Motion fed it Blender's Freestyle lines, we feed ray-cast lines.",
+        ),
     ]
 }
 

@@ -240,6 +240,13 @@ def humanml3d_dir(name, v):
                                    f"build it with HumanML3D's own scripts from AMASS (licence-gated), or None")
 
 
+def plan_json(name, v):
+    """"" (the LLM plans) or a plan's JSON text; the notebook checks it against its schema in the same cell."""
+    from .models.planner import check_json_text
+
+    check_json_text(name, v)
+
+
 def int_range(lo: int, hi: int, why: str):
     def rule(name, v):
         if not _is_int(v) or not lo <= v <= hi:
@@ -396,6 +403,9 @@ RULES = {
                                        "IF's default"),
     "noise_level_3": int_range(0, 350, "the noise added to stage II's image before the x4 upscaler; the "
                                        "upscaler was trained up to 350, 100 is usual"),
+    # the planner's instruct LLM and a plan edited by hand (issue 27: procedural_3d, motion_editing, gpt4motion)
+    "llm": model_ref,
+    "plan_json": plan_json,
 }
 
 

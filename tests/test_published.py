@@ -47,6 +47,9 @@ PUBLISHED = {
     ("zeroscope-v2-576w", "text_encoder"): 340_387_840,
     ("zeroscope-v2-576w", "vae"): 83_653_863,
     ("cogvideox-2b", "text_encoder"): 4_762_310_656,  # T5-v1.1-XXL encoder, as IF's
+    # issue 27 (tests/reference/planner): Qwen2.5-1.5B-Instruct; model card "1.54B", and the published bf16
+    # model.safetensors (3,087,467,144 B) less its 38,536 B header is exactly 2 bytes per parameter (lm_head tied)
+    ("qwen2.5-1.5b-instruct", "model"): 1_543_714_304,
 }
 
 

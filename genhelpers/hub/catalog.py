@@ -541,6 +541,26 @@ ENTRIES = {
             notes="Also published as pickles beside the safetensors: only the safetensors are read. Trained on "
                   "cv2.Canny(100, 200) maps; GPT4Motion fed it Blender's Freestyle lines, we feed ray-cast lines.",
         ),
+        # --- the planner's instruct LLM (issue 27: procedural_3d, motion_editing, gpt4motion) ---
+        Entry(
+            key="qwen2.5-1.5b-instruct",
+            repo="Qwen/Qwen2.5-1.5B-Instruct",
+            cls="Qwen2ForCausalLM",
+            title="Qwen2.5-1.5B-Instruct: a small open instruct LLM that fills the notebooks' plans",
+            licence="Apache-2.0",
+            licence_url="https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct/blob/main/LICENSE",
+            paper="https://arxiv.org/abs/2412.15115",
+            # counted on the meta device from the published config.json; equals the published model.safetensors
+            # (3,087,467,144 B bf16, lm_head tied so absent) minus its 38,536 B header, / 2 (tests/reference/planner)
+            params={"model": 1_543_714_304},
+            defaults={"dtype": "float32"},
+            activations_gib_per_mp=0.0,  # makes no picture; its KV cache is ~57 kB per token in float32 (< 0.1 GB)
+            notes="Runs in float32 on a T4 (6.2 GB): the Qwen2 family overflows to NaN / '!!!!' in float16 "
+                  "(QwenLM/Qwen3#761, #826, #868; trained in bfloat16, which a T4 lacks). The published "
+                  "generation_config samples (temperature 0.7, repetition penalty 1.1): genhelpers' planner always "
+                  "decodes greedily without a penalty. Revision f73cfd58be7c44c3caabea717217251688cd47b1. "
+                  "Fallback: Qwen/Qwen2.5-0.5B-Instruct (Apache-2.0); not Qwen2.5-3B (research licence).",
+        ),
     ]
 }
 

@@ -17,11 +17,12 @@ import tempfile
 from pathlib import Path
 
 from ..platform.folders import cache_dir
-from . import controlnet, dvae, image, threed, video, vision
+from . import controlnet, dvae, image, llm, threed, video, vision
 from .common import EOS, quiet, write_clip_tokenizer, write_t5_tokenizer
 
-# key -> builder
-BUILDERS = {**image.BUILDERS, **video.BUILDERS, **threed.BUILDERS, **vision.BUILDERS, **controlnet.BUILDERS}
+BUILDERS = {**image.BUILDERS, **video.BUILDERS, **threed.BUILDERS, **vision.BUILDERS,
+            **llm.BUILDERS,  # key -> builder (llm: the planner's instruct LLM, issue 27)
+            **controlnet.BUILDERS}  # (controlnet: gpt4motion's SDXL ControlNets, issue 27)
 # twins that are not written by save_pretrained: key -> writer(folder) (published as pickled modules)
 WRITERS = {"dalle-dvae": dvae.write}
 

@@ -247,6 +247,26 @@ def plan_json(name, v):
     check_json_text(name, v)
 
 
+# ---- gpt4motion (issue 27)
+def controlnet_pair(name, v):
+    """Two ControlNet scales, depth then edges: diffusers zips a wrong-length list with the nets without a word."""
+    if (not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_number(x) and 0 <= x <= 2 for x in v)):
+        raise ParameterError(name, f"{name}={v!r} must be two numbers from 0 to 2, [depth, edges], e.g. {name}=[0.8, "
+                                   f"0.6] (GPT4Motion used [1.0, 1.0]; the ControlNets' cards suggest 0.5)")
+
+
+def cross_frame_alpha(name, v):
+    if not _is_number(v) or not 0 < v <= 1:
+        raise ParameterError(name, f"{name}={v!r} must be a number above 0 and at most 1: how much a frame attends to "
+                                   f"itself next to frame 0 (GPT4Motion: 0.9; 1 = its own keys unscaled)")
+
+
+def compared_frames(name, v):
+    if not _is_int(v) or v == 1 or v < 0:
+        raise ParameterError(name, f"{name}={v!r} must be 0 (no comparison) or a whole number ≥ 2 of frames made again "
+                                   f"without cross-frame attention, e.g. {name}=5")
+
+
 def int_range(lo: int, hi: int, why: str):
     def rule(name, v):
         if not _is_int(v) or not lo <= v <= hi:
@@ -406,6 +426,14 @@ RULES = {
     # the planner's instruct LLM and a plan edited by hand (issue 27: procedural_3d, motion_editing, gpt4motion)
     "llm": model_ref,
     "plan_json": plan_json,
+    # gpt4motion (issue 27): the scene's description, SDXL's two ControlNets, GPT4Motion's cross-frame attention
+    "description": prompt,
+    "depth_model": model_ref,
+    "edge_model": model_ref,
+    "controlnet_scales": controlnet_pair,
+    "alpha": cross_frame_alpha,
+    "chunk": positive_int,
+    "compare_frames": compared_frames,
 }
 
 
@@ -469,6 +497,12 @@ def _pickles_need_the_opt_in(p):
                 raise ParameterError("allow_pickle", weights.pickle_message(f"{name}={v!r}", ["."]))
 
 
+def _compared_within_clip(p):  # gpt4motion
+    if p["compare_frames"] > p["frames"]:
+        raise ParameterError("compare_frames", f"compare_frames={p['compare_frames']} is more than the clip's "
+                                               f"frames={p['frames']}: compare at most {p['frames']} (or 0 to skip)")
+
+
 # rules that relate two parameters, applied after each parameter passed its own rule
 CROSS = [
     (("conditioning_frames", "frames"), _indices_in_clip),
@@ -479,6 +513,7 @@ CROSS = [
     (("stage_3", "stage_2"), _cascade_in_order),
     (("seen_digits",), _some_digits_unseen),
     (("allow_pickle",), _pickles_need_the_opt_in),
+    (("compare_frames", "frames"), _compared_within_clip),  # gpt4motion
 ]
 
 

@@ -23,6 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# The authors' sampler (facts.json, video_generation.scheduler): DDIM on SDXL's noise schedule, η = 0 (no fresh noise
+# per step, so a frame's result depends only on its starting noise, maps and prompt: what makes chunks exact).
+AUTHORS_DDIM = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False,
+                "set_alpha_to_one": True, "steps_offset": 1}
+
 
 class CrossFrameAttention:
     """The processor of one ``attn1`` layer. ``frames`` (the frames per guidance half in the current call) is set

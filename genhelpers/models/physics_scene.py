@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from ..errors import ParameterError
+from .planner import Field, ListField, defaults, validate
 
 HALF_WORLD, WORLD_HEIGHT = 2.5, 5.0  # the authors' 5 m box above the floor
 FLOOR_HALF = 25.0  # the authors' 50 m floor
@@ -41,53 +42,59 @@ MIN_HIT_SPEED = 0.2  # m/s: slower touches are an object settling on the floor, 
 SHAPES = ("ball", "box")
 ASPECTS = {"cube": (1.0, 1.0, 1.0), "flat": (1.0, 1.0, 0.35), "tall": (0.4, 0.4, 1.0)}  # box half-edges / size
 COLOURS = ("orange", "red", "yellow", "green", "blue", "purple", "pink", "white", "black", "brown")
+CAMERAS_CHOICES = ("front", "side", "top")
 SCENES = {"court": "on an indoor basketball court", "street": "on a city street", "table": "on a wooden table",
           "grass": "on a green lawn", "studio": "in a photo studio with a plain backdrop"}
-QUALITY = "realistic photo, high quality, detailed, natural light"  # our words; the authors appended their own
+QUALITY = "photo, realistic, detailed"  # our words; the authors appended their own
 
 # ------------------------------------------------------------------------------------------------ the plan schema
-# Plain data, in the shared planner's field form (genhelpers.models.planner.Field / ListField): the planner asks a
-# language model for each field and keeps its answer inside these bounds; the same bounds check a plan edited by hand.
-OBJECT_FIELDS = [
-    dict(name="shape", kind="choice", default="ball", choices=SHAPES, doc="what the object is"),
-    dict(name="size", kind="float", default=0.6, lo=0.05, hi=1.0, step=0.01,
-         doc="ball radius or box half-edge in metres (objects are 5x life size: a basketball is 0.6)"),
-    dict(name="aspect", kind="choice", default="cube", choices=tuple(ASPECTS), doc="box proportions",
-         when=("shape", "box")),
-    dict(name="mass", kind="float", default=1.0, lo=0.05, hi=20.0, step=0.05, doc="kilograms"),
-    dict(name="restitution", kind="float", default=0.8, lo=0.0, hi=0.95, step=0.05,
-         doc="bounciness: 0 stops dead, 0.95 keeps 95 % of the speed"),
-    dict(name="x", kind="float", default=0.0, lo=-HALF_WORLD, hi=HALF_WORLD, step=0.01,
-         doc="start, metres to the side (the camera's left is +x)"),
-    dict(name="y", kind="float", default=0.0, lo=-HALF_WORLD, hi=HALF_WORLD, step=0.01,
-         doc="start, metres towards the camera"),
-    dict(name="z", kind="float", default=3.0, lo=0.0, hi=WORLD_HEIGHT, step=0.01,
-         doc="start height of the centre above the floor, metres"),
-    dict(name="vx", kind="float", default=0.0, lo=-5.0, hi=5.0, step=0.1, doc="start velocity along x, m/s"),
-    dict(name="vy", kind="float", default=0.0, lo=-5.0, hi=5.0, step=0.1, doc="start velocity towards the camera"),
-    dict(name="vz", kind="float", default=0.0, lo=-5.0, hi=5.0, step=0.1, doc="start velocity upwards, m/s"),
-    dict(name="spin", kind="float", default=0.0, lo=-10.0, hi=10.0, step=0.5,
-         doc="rad/s about the camera's line of sight, counter-clockwise as seen"),
-    dict(name="colour", kind="choice", default="orange", choices=COLOURS, doc="colour word for the prompt"),
-]
-PLAN_FIELDS = [
-    dict(name="objects", kind="list", items=OBJECT_FIELDS, min_items=1, max_items=6, default_items=1,
-         doc="the moving objects"),
-    dict(name="floor_restitution", kind="float", default=1.0, lo=0.0, hi=1.0, step=0.05,
-         doc="the floor's bounciness (multiplied by each object's)"),
-    dict(name="camera", kind="choice", default="front", choices=("front", "side", "top"), doc="view"),
-    dict(name="scene_words", kind="choice", default="court", choices=tuple(SCENES), doc="where it happens"),
-]
+# Plain data for the shared planner (genhelpers.models.planner): it asks a language model for each field and keeps the
+# answer inside these bounds; the same bounds check a plan edited by hand (planner.validate / planner.parse).
+OBJECT_FIELDS = (
+    Field("shape", "choice", "ball", "what the object is", choices=SHAPES),
+    Field("size", "float", 0.6, "ball radius or box half-edge (objects are 5x life size: a basketball is 0.6)",
+          lo=0.05, hi=1.0, step=0.01, unit="m"),
+    Field("aspect", "choice", "cube", "box proportions", choices=tuple(ASPECTS), when=("shape", "box")),
+    Field("mass", "float", 1.0, "", lo=0.05, hi=20.0, step=0.05, unit="kg"),
+    Field("restitution", "float", 0.8, "bounciness: 0 stops dead, 0.95 keeps 95 % of the speed", lo=0.0, hi=0.95,
+          step=0.05),
+    Field("x", "float", 0.0, "start, to the side (the front camera's left is +x)", lo=-HALF_WORLD, hi=HALF_WORLD,
+          step=0.01, unit="m"),
+    Field("y", "float", 0.0, "start, towards the front camera", lo=-HALF_WORLD, hi=HALF_WORLD, step=0.01, unit="m"),
+    Field("z", "float", 3.0, "start height of the centre above the floor", lo=0.0, hi=WORLD_HEIGHT, step=0.01,
+          unit="m"),
+    Field("vx", "float", 0.0, "start velocity along x", lo=-5.0, hi=5.0, step=0.1, unit="m/s"),
+    Field("vy", "float", 0.0, "start velocity towards the front camera", lo=-5.0, hi=5.0, step=0.1, unit="m/s"),
+    Field("vz", "float", 0.0, "start velocity upwards", lo=-5.0, hi=5.0, step=0.1, unit="m/s"),
+    Field("spin", "float", 0.0, "about the camera's line of sight, counter-clockwise as seen", lo=-10.0, hi=10.0,
+          step=0.5, unit="rad/s"),
+    Field("colour", "choice", "orange", "colour word for the prompt", choices=COLOURS),
+)
+SCHEMA = (
+    ListField("objects", OBJECT_FIELDS, min_items=1, max_items=6, doc="the moving objects"),
+    Field("floor_restitution", "float", 1.0, "the floor's bounciness (multiplied by each object's)", lo=0.0, hi=1.0,
+          step=0.05),
+    Field("camera", "choice", "front", "the view", choices=tuple(CAMERAS_CHOICES)),
+    Field("scene_words", "choice", "court", "where it happens", choices=tuple(SCENES)),
+)
 
 
 def default_object(**changes) -> dict:
-    obj = {f["name"]: f["default"] for f in OBJECT_FIELDS}
-    return {**obj, **changes}
+    """One object with every field at its default (``aspect`` only for a box), then ``changes``."""
+    obj = {f.name: f.default for f in OBJECT_FIELDS}
+    obj.update(changes)
+    if obj["shape"] != "box":
+        obj.pop("aspect")
+    return obj
 
 
-def default_plan(**changes) -> dict:
-    plan = {f["name"]: f["default"] for f in PLAN_FIELDS if f["kind"] != "list"}
-    return {"objects": [default_object()], **plan, **changes}
+def default_plan(objects=None, **changes) -> dict:
+    """A valid plan: the defaults, ``objects`` (a list of dicts, e.g. from ``default_object``) and ``changes``."""
+    plan = defaults(SCHEMA)
+    plan.update(changes)
+    if objects is not None:
+        plan["objects"] = objects
+    return validate(plan, SCHEMA, name="plan")
 
 
 def half_extents(obj: dict) -> np.ndarray:
@@ -300,19 +307,23 @@ def rays(camera: str, width: int, height: int):
     return np.asarray(cam["eye"]), d / np.linalg.norm(d, axis=-1, keepdims=True), fwd
 
 
-def cast(eye, dirs, plan: dict, pos, rot):
+def floor_hits(eye, dirs):
+    """Distance to the floor along each ray (inf where a ray misses the 50 m floor): the same in every frame."""
+    d = dirs.reshape(-1, 3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = -eye[2] / d[:, 2]
+    hit = eye[None, :2] + t[:, None] * d[:, :2]
+    return np.where((t > 1e-6) & (np.abs(hit) <= FLOOR_HALF).all(axis=1), t, np.inf)
+
+
+def cast(eye, dirs, plan: dict, pos, rot, floor=None):
     """One frame: distance along each ray to the first surface, and a label per pixel (-1 sky, 0 floor, then per
     object 8·(i+1) + a part code: a box's face, a ball's octant in its own frame, so part boundaries draw the
-    box creases and three seams that turn with the ball)."""
+    box creases and three seams that turn with the ball). ``floor``: ``floor_hits`` of these rays, if known."""
     h, w, _ = dirs.shape
     d = dirs.reshape(-1, 3)
-    t = np.full(len(d), np.inf)
-    label = np.full(len(d), -1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tf = -eye[2] / d[:, 2]
-    hit = eye[None, :2] + tf[:, None] * d[:, :2]
-    floor = (tf > 1e-6) & (np.abs(hit) <= FLOOR_HALF).all(axis=1)
-    t[floor], label[floor] = tf[floor], 0
+    t = (floor_hits(eye, dirs) if floor is None else floor).copy()
+    label = np.where(np.isfinite(t), 0, -1)
     for i, obj in enumerate(plan["objects"]):
         o = (eye - pos[i]) @ rot[i]  # the eye and the rays in the object's own frame
         dl = d @ rot[i]
@@ -342,10 +353,11 @@ def render(plan: dict, sim: dict, width: int, height: int) -> dict:
     """Every frame's eye-space depth (F, H, W; inf for the sky), labels (F, H, W) and object ids (F, H, W: -1 sky,
     0 floor, i + 1 for objects[i])."""
     eye, dirs, fwd = rays(plan["camera"], width, height)
+    floor, along = floor_hits(eye, dirs), dirs @ fwd
     depth, labels = [], []
     for pos, rot in zip(sim["positions"], sim["rotations"], strict=True):
-        t, label = cast(eye, dirs, plan, pos, rot)
-        depth.append(t * (dirs @ fwd))
+        t, label = cast(eye, dirs, plan, pos, rot, floor)
+        depth.append(t * along)
         labels.append(label)
     labels = np.array(labels)
     return {"depth": np.array(depth), "labels": labels, "ids": np.where(labels >= 8, labels // 8, labels)}
@@ -371,5 +383,19 @@ def edge_maps(labels: np.ndarray) -> np.ndarray:
 
 def prompt_for(description: str, plan: dict) -> str:
     """The text prompt: the description, then the plan's colour and shape words and its scene words."""
-    things = ", ".join(f"a {o['colour']} {'ball' if o['shape'] == 'ball' else 'box'}" for o in plan["objects"])
+    things = ", ".join(f"{'an' if o['colour'][0] in 'aeiou' else 'a'} {o['colour']} {o['shape']}"
+                       for o in plan["objects"])
     return f"{description.strip().rstrip('.')}, {things}, {SCENES[plan['scene_words']]}, {QUALITY}"
+
+
+def panels(depth: np.ndarray, edges: np.ndarray, frames=None) -> list:
+    """Per frame one picture (PIL): the depth map and the edge map side by side, then the generated frame if given."""
+    from PIL import Image
+
+    out = []
+    for k, (d, e) in enumerate(zip(depth, edges, strict=True)):
+        row = [np.repeat(d[..., None] * 255.0, 3, axis=-1), np.repeat(e[..., None] * 255.0, 3, axis=-1)]
+        if frames is not None:
+            row.append(np.clip(np.asarray(frames[k], dtype=np.float64), 0, 1) * 255)
+        out.append(Image.fromarray(np.concatenate(row, axis=1).round().astype(np.uint8)))
+    return out

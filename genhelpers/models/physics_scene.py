@@ -213,7 +213,10 @@ def mjcf(plan: dict, start: np.ndarray) -> str:
 def simulate(plan: dict, frames: int, fps: float) -> dict:
     """Run the plan for ``frames`` frames at ``fps`` (frame k at t = k / fps). Returns positions (F, N, 3) and
     rotations (F, N, 3, 3) per frame, every contact's start (time, the two parts, closing speed), the centre heights at
-    every physics step (for measuring bounces), and the placement notes."""
+    every physics step (for measuring bounces), and the placement notes. Installs MuJoCo first if it is missing."""
+    from ..platform.stack import ensure_package
+
+    ensure_package("mujoco")
     import mujoco
 
     start, notes = place(plan)
@@ -236,8 +239,9 @@ def simulate(plan: dict, frames: int, fps: float) -> dict:
         now = set()
         for c in data.contact[:data.ncon]:
             a, b = sorted((int(c.geom1), int(c.geom2)))  # geom 0 is the floor, geom i + 1 is objects[i]
+            new = (a, b) not in touching and (a, b) not in now  # (a box meets the floor at up to 4 points at once)
             now.add((a, b))
-            if (a, b) not in touching:
+            if new:
                 va = data.qvel[dof[a]:dof[a] + 3] if a else np.zeros(3)
                 vb = data.qvel[dof[b]:dof[b] + 3]
                 contacts.append({"time": round(float(data.time), 4), "a": names[a], "b": names[b],
@@ -264,7 +268,7 @@ def measure(plan: dict, sim: dict) -> list[dict]:
         z = sim["heights"][:, i] - rest
         steps = [round(t / TIMESTEP) for t in hits]
         first = z[0] + max(obj["vz"], 0.0) ** 2 / (2 * GRAVITY)  # the height the throw reaches (no hit yet)
-        apexes = [first] + [float(z[s:e].max()) for s, e in zip(steps, steps[1:], strict=False)]  # whole flights
+        apexes = [first] + [float(z[s:e].max()) for s, e in zip(steps, steps[1:], strict=False) if e > s]  # flights
         apexes = [float(a) for a in apexes if a > 0.01]
         ratios = [round(b / a, 3) for a, b in zip(apexes, apexes[1:], strict=False) if a > 0.05]
         e = obj["restitution"] * plan["floor_restitution"]

@@ -38,6 +38,9 @@ PIPELINES = {
     "cogvideox-2b": ("tiny:cogvideox-2b", None, {}, 49),
     "karlo-v1-alpha": ("tiny:karlo-v1-alpha", None, {}, 1),
     "karlo-v1-alpha-image-variations": ("tiny:karlo-v1-alpha-image-variations", None, {"allow_pickle": True}, 1),
+    # gpt4motion: SDXL with its ControlNets (a call makes chunk + 1 frames)
+    "gpt4motion": ("tiny:sdxl-base", "StableDiffusionXLControlNetPipeline",
+                   {"controlnet": "tiny:controlnet-depth-sdxl-1.0"}, 5),
 }
 # catalog pipelines covered by another row: same class and parts
 SAME_AS = {"sd21-base": "sd21", "zero123plus-v1.1": "zero123plus", "zero123plus-v1.2": "zero123plus",

@@ -14,6 +14,7 @@ from ..platform.runtime import Runtime
 MODEL_PARAMS = ("model", "refiner", "base_model", "adapter", "sparsectrl_model", "controlnet_model", "text_model",
                 "image_model", "clip_model", "variations_model", "caption_model", "sd_model",
                 "llm")  # llm: the planner's instruct LLM (issue 27)
+MODEL_PARAMS += ("depth_model", "edge_model")  # gpt4motion: SDXL's two ControlNets (issue 27)
 ADVICE = {
     "gpu": "fits at full speed",
     "split": "fits, using both GPUs",

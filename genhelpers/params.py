@@ -265,6 +265,26 @@ def compared_frames(name, v):
     if not _is_int(v) or v == 1 or v < 0:
         raise ParameterError(name, f"{name}={v!r} must be 0 (no comparison) or a whole number ≥ 2 of frames made again "
                                    f"without cross-frame attention, e.g. {name}=5")
+def texts(name, v):
+    """A list, maybe empty, of non-empty texts."""
+    if not isinstance(v, (list, tuple)):
+        raise ParameterError(name, f"{name}={v!r} must be a list of texts (or [] for none), e.g. "
+                                   f"{name}=['a pine forest']")
+    for i, item in enumerate(v):
+        prompt(f"{name}[{i}]", item)
+
+
+def base_motion(name, v):
+    """One of the motion classroom's 20 kinds, by its caption."""
+    from .classroom.motion_edit import CAPTIONS
+
+    if v not in CAPTIONS:
+        import difflib
+
+        close = difflib.get_close_matches(str(v), list(CAPTIONS), n=1)
+        raise ParameterError(name, f"{name}={v!r} is not one of the generated motions"
+                                   + (f" (did you mean {close[0]!r}?)" if close else "") + ": choose one of "
+                                   + ", ".join(repr(c) for c in CAPTIONS))
 
 
 def int_range(lo: int, hi: int, why: str):
@@ -426,14 +446,23 @@ RULES = {
     # the planner's instruct LLM and a plan edited by hand (issue 27: procedural_3d, motion_editing, gpt4motion)
     "llm": model_ref,
     "plan_json": plan_json,
-    # gpt4motion (issue 27): the scene's description, SDXL's two ControlNets, GPT4Motion's cross-frame attention
-    "description": prompt,
+    # gpt4motion (issue 27): SDXL's two ControlNets, GPT4Motion's cross-frame attention
     "depth_model": model_ref,
     "edge_model": model_ref,
     "controlnet_scales": controlnet_pair,
     "alpha": cross_frame_alpha,
     "chunk": positive_int,
     "compare_frames": compared_frames,
+    # procedural_3d (3D-GPT's idea)
+    "terrain_grid": int_range(16, 256, "heightfield samples per side of the land: 64 on a CPU, 128 is fine on Kaggle"),
+    "preview_size": int_range(64, 1024, "the turntable's side in pixels"),
+    "free_tries": int_range(0, 15, "free-form tries for the comparison; the authors retried up to 15 times"),
+    "free_tokens": int_range(16, 2000, "the longest free-form answer, in tokens"),
+    "eval_prompts": texts,
+    # motion_editing (Iterative Motion Editing)
+    "base_motion": base_motion,
+    "instructions": list_of(prompt, "sentences", "['lift the left knee higher', 'even higher']"),
+    "target_caption": prompt,
 }
 
 

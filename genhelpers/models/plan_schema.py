@@ -18,7 +18,7 @@ SOURCES = ("model", "fallback", "not applicable", "user")
 @dataclass(frozen=True)
 class Field:
     """One value of a plan. ``kind``: choice | bool | int | float | text. ``when``: ``(name, allowed)``, the field
-    applies only when the field ``name`` (a sibling, else a dotted path from the plan's root) has one of the
+    applies only when the field ``name`` (a dotted path from the object being filled, else from the root) has one of the
     ``allowed`` values. Two fields may share a name with exclusive ``when`` conditions (a joint list per
     operator). ``mode`` for numbers: "read" (digits generated, read within the range) or "grid" (ranked)."""
     name: str
@@ -64,10 +64,13 @@ class Group:
 
 # ----------------------------------------------------------------------------------------------- the schema
 def _lookup(name: str, obj: dict, root: dict):
-    node = obj if name in obj else root
-    for part in [name] if name in obj else name.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
+    """A field's value by name or dotted path, looked up in the object being filled first, then from the root."""
+    for node in (obj, root):
+        for part in name.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            return node
+    return None
 
 
 def _allowed(node) -> tuple:

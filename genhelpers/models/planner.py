@@ -26,7 +26,8 @@ That half (schema, validation, report) is ``plan_schema``: no model, no torch; e
 **Public API, stable** (the gpt4motion, procedural_3d and motion_editing notebooks build on it; extend, don't
 change): ``Field``, ``ListField``, ``Group``, ``defaults``, ``validate``, ``parse``, ``check_json_text``,
 ``to_json``, ``listing``, ``messages``, ``fill`` → ``Filled(plan, report, seconds, prompt_tokens)``,
-``user_report``, ``report_table``, ``counts``, ``SOURCES``.
+``user_report``, ``report_table``, ``counts``, ``SOURCES``; ``free_plan`` (the authors' free-form way, for
+comparison).
 """
 import json
 import math
@@ -287,3 +288,37 @@ def fill(model, tokenizer, schema, description: str, task: str, context: str = "
     return Filled(plan, report, round(time.perf_counter() - t0, 3), len(sess.base))
 
 
+
+
+def free_plan(model, tokenizer, schema, description: str, task: str, tries: int = 3, max_new_tokens: int = 400,
+              temperature: float = 0.3, seed: int = 0, context: str = "") -> list[dict]:
+    """The authors' way, for comparison: the model writes the whole plan as free text, which is parsed and checked,
+    and asked again when it fails (3D-GPT: up to 15 tries at temperature 0.3; motion editing: 3 at 0). One row per
+    try: ``{"try", "valid", "error", "text", "seconds"}``; stops at the first valid plan."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template(messages(task, description, schema, context), tokenize=False,
+                                           add_generation_prompt=True)
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rows = []
+    for k in range(tries):
+        t0 = time.perf_counter()
+        torch.manual_seed(seed + k)
+        with torch.no_grad():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=temperature > 0,
+                                 temperature=temperature if temperature > 0 else None, top_p=1.0, top_k=0,
+                                 repetition_penalty=1.0, max_new_tokens=max_new_tokens, pad_token_id=pad)
+        text = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        row = {"try": k + 1, "valid": False, "error": "", "text": text[:300]}
+        try:
+            start, end = text.index("{"), text.rindex("}") + 1
+            validate(json.loads(text[start:end]), schema, name="the model's text")
+            row["valid"] = True
+        except ValueError as e:  # no braces, bad JSON (JSONDecodeError) or a bad plan (ParameterError)
+            row["error"] = (str(e) if isinstance(e, ParameterError) else f"not a JSON plan: {e}")[:200]
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        rows.append(row)
+        if row["valid"]:
+            break
+    return rows

@@ -60,7 +60,7 @@ def test_the_twin_llm_plan_is_valid_reported_and_executed_as_written(g4m_run):
     # the executor does what the plan says: the recorded physics is the plan's, simulated again here
     again = ps.measure(plan, ps.simulate(plan, SMOKE["frames"], SMOKE["fps"]))
     assert gen["physics"] == json.loads(json.dumps(again))
-    assert gen["prompt"].startswith(ps.prompt_for(PROFILES["gpt4motion"]["kaggle-t4"]["description"], plan)[:20])
+    assert gen["image_prompt"] == ps.prompt_for(PROFILES["gpt4motion"]["kaggle-t4"]["prompt"], plan)
 
 
 HAND_PLAN = ps.default_plan(objects=[ps.default_object(size=0.5, z=3.0, restitution=0.5, colour="red"),
@@ -75,7 +75,7 @@ def test_a_hand_edited_plan_skips_the_model_and_drives_the_simulation(tmp_path):
     assert result["status"] == "passed", result.get("error")
     gen = sidecar(tmp_path / "gpt4motion")["generation"]
     assert gen["plan"] == HAND_PLAN and set(gen["plan_counts"]) == {"user"}
-    assert "red ball" in gen["prompt"] and "city street" in gen["prompt"]
+    assert "red ball" in gen["image_prompt"] and "city street" in gen["image_prompt"]
     ball, box = gen["physics"]
     fall = math.sqrt(2 * (3.0 - 0.5) / 9.81)  # the planned 2.5 m of free fall: 0.714 s, i.e. frame 5.7 at 8 fps
     assert ball["floor_hit_frames"] == [math.ceil(fall * SMOKE["fps"])] and box["shape"] == "box"
@@ -95,7 +95,7 @@ def _edited(**change):
 
 
 BAD_INPUTS = [("gpt4motion", override, "ParameterError", evalue, "genhelpers.check(") for override, evalue in [
-    ({"description": ""}, "description='' is empty"),
+    ({"prompt": ""}, "prompt='' is empty"),
     ({"frames": 0}, "frames=0 must be a whole number ≥ 1"),
     ({"plan_json": _edited(o0_restitution=1.5)}, "objects[0].restitution=1.5 is outside [0, 0.95]"),
     ({"plan_json": _edited(o0_z=7.0)}, "objects[0].z=7.0 is outside [0, 5] m"),

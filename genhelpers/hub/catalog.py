@@ -519,12 +519,15 @@ ENTRIES = {
             licence_url="https://huggingface.co/diffusers/controlnet-depth-sdxl-1.0",
             paper="https://arxiv.org/abs/2302.05543",
             variants=("fp16",),
-            # counted from the recorded config (= ControlNetModel.from_unet on SDXL's UNet config, meta device);
-            # published figure rounded only ("1.251 B", ../shared/reference/routes/gpt4motion.md)
+            # config: from a public copy of the published config.json (diffusers 0.20.0.dev0, _name_or_path
+            # valhalla/depth-2); it equals ControlNetModel.from_unet(SDXL's UNet) (tests/test_published.py); counted
+            # on the meta device; the published figure is rounded ("1.251 B": ../shared/reference/routes/gpt4motion.md)
             params={"controlnet": 1_251_014_160},
             params_exact=False,
             notes="Also published as pickles (.bin, .fp16.bin) beside the safetensors: only the safetensors are read. "
-                  "The card recommends a conditioning scale of 0.5; GPT4Motion used 1.0.",
+                  "The card recommends a conditioning scale of 0.5; GPT4Motion used 1.0. Activations: 0 like every "
+                  "add-on (the job keeps SDXL's rate); not measured on a GPU — the route's CPU count puts UNet + two "
+                  "ControlNets at ~0.45 GiB per frame at 1 MP in fp16 (../shared/reference/routes/gpt4motion.md).",
         ),
         Entry(
             key="controlnet-canny-sdxl-1.0",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import ParameterError
 from .hub import memory, weights
+from .models.cross_frame import compared_frames, compared_within_clip, cross_frame_alpha, scale_pair
 
 
 def _is_int(v) -> bool:
@@ -247,24 +248,6 @@ def plan_json(name, v):
     check_json_text(name, v)
 
 
-# ---- gpt4motion (issue 27)
-def controlnet_pair(name, v):
-    """Two ControlNet scales, depth then edges: diffusers zips a wrong-length list with the nets without a word."""
-    if (not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_number(x) and 0 <= x <= 2 for x in v)):
-        raise ParameterError(name, f"{name}={v!r} must be two numbers from 0 to 2, [depth, edges], e.g. {name}=[0.8, "
-                                   f"0.6] (GPT4Motion used [1.0, 1.0]; the ControlNets' cards suggest 0.5)")
-
-
-def cross_frame_alpha(name, v):
-    if not _is_number(v) or not 0 < v <= 1:
-        raise ParameterError(name, f"{name}={v!r} must be a number above 0 and at most 1: how much a frame attends to "
-                                   f"itself next to frame 0 (GPT4Motion: 0.9; 1 = its own keys unscaled)")
-
-
-def compared_frames(name, v):
-    if not _is_int(v) or v == 1 or v < 0:
-        raise ParameterError(name, f"{name}={v!r} must be 0 (no comparison) or a whole number ≥ 2 of frames made again "
-                                   f"without cross-frame attention, e.g. {name}=5")
 def texts(name, v):
     """A list, maybe empty, of non-empty texts."""
     if not isinstance(v, (list, tuple)):
@@ -449,7 +432,7 @@ RULES = {
     # gpt4motion (issue 27): SDXL's two ControlNets, GPT4Motion's cross-frame attention
     "depth_model": model_ref,
     "edge_model": model_ref,
-    "controlnet_scales": controlnet_pair,
+    "controlnet_scales": scale_pair,
     "alpha": cross_frame_alpha,
     "chunk": positive_int,
     "compare_frames": compared_frames,
@@ -526,12 +509,6 @@ def _pickles_need_the_opt_in(p):
                 raise ParameterError("allow_pickle", weights.pickle_message(f"{name}={v!r}", ["."]))
 
 
-def _compared_within_clip(p):  # gpt4motion
-    if p["compare_frames"] > p["frames"]:
-        raise ParameterError("compare_frames", f"compare_frames={p['compare_frames']} is more than the clip's "
-                                               f"frames={p['frames']}: compare at most {p['frames']} (or 0 to skip)")
-
-
 # rules that relate two parameters, applied after each parameter passed its own rule
 CROSS = [
     (("conditioning_frames", "frames"), _indices_in_clip),
@@ -542,7 +519,7 @@ CROSS = [
     (("stage_3", "stage_2"), _cascade_in_order),
     (("seen_digits",), _some_digits_unseen),
     (("allow_pickle",), _pickles_need_the_opt_in),
-    (("compare_frames", "frames"), _compared_within_clip),  # gpt4motion
+    (("compare_frames", "frames"), compared_within_clip),  # gpt4motion
 ]
 
 

@@ -21,7 +21,9 @@ The batch the processor sees is laid out as diffusers' pipelines lay it out unde
 """
 from __future__ import annotations
 
-import numpy as np
+import numbers
+
+from ..errors import ParameterError
 
 # The authors' sampler (facts.json, video_generation.scheduler): DDIM on SDXL's noise schedule, η = 0 (no fresh noise
 # per step, so a frame's result depends only on its starting noise, maps and prompt: what makes chunks exact).
@@ -108,6 +110,8 @@ def background_change(frames, background) -> list[float]:
     """Temporal steadiness: for each pair of neighbouring frames, the mean absolute change of the pixel values
     (0-1) over the pixels that are background (floor or sky) in both; lower is steadier. ``frames``: (F, H, W, 3)
     floats in [0, 1]; ``background``: (F, H, W) booleans at the same size."""
+    import numpy as np
+
     frames, background = np.asarray(frames, dtype=np.float64), np.asarray(background, bool)
     out = []
     for t in range(1, len(frames)):
@@ -115,3 +119,33 @@ def background_change(frames, background) -> list[float]:
         diff = np.abs(frames[t] - frames[t - 1]).mean(axis=-1)
         out.append(round(float(diff[both].mean()) if both.any() else float("nan"), 5))
     return out
+
+
+# ------------------------------------------------------------------------------------------------ the notebook's inputs
+def _number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def scale_pair(name, v):
+    """Two ControlNet scales, depth then edges: diffusers zips a wrong-length list with the nets without a word."""
+    if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_number(x) and 0 <= x <= 2 for x in v):
+        raise ParameterError(name, f"{name}={v!r} must be two numbers from 0 to 2, [depth, edges], e.g. {name}=[0.8, "
+                                   f"0.6] (GPT4Motion used [1.0, 1.0]; the ControlNets' cards suggest 0.5)")
+
+
+def cross_frame_alpha(name, v):
+    if not _number(v) or not 0 < v <= 1:
+        raise ParameterError(name, f"{name}={v!r} must be a number above 0 and at most 1: how much a frame attends to "
+                                   f"itself next to frame 0 (GPT4Motion: 0.9; 1 = its own keys unscaled)")
+
+
+def compared_frames(name, v):
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v == 1 or v < 0:
+        raise ParameterError(name, f"{name}={v!r} must be 0 (no comparison) or a whole number ≥ 2 of frames made again "
+                                   f"without cross-frame attention, e.g. {name}=5")
+
+
+def compared_within_clip(p):
+    if p["compare_frames"] > p["frames"]:
+        raise ParameterError("compare_frames", f"compare_frames={p['compare_frames']} is more than the clip's "
+                                               f"frames={p['frames']}: compare at most {p['frames']} (or 0 to skip)")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import ParameterError
 from .hub import memory, weights
+from .models.cross_frame import compared_frames, compared_within_clip, cross_frame_alpha, scale_pair
 from .outputs import tryon  # virtual_tryon's checks (imports nothing heavy)
 
 
@@ -511,6 +512,13 @@ RULES = {
     # the planner's instruct LLM and a plan edited by hand (issue 27: procedural_3d, motion_editing, gpt4motion)
     "llm": model_ref,
     "plan_json": plan_json,
+    # gpt4motion (issue 27): SDXL's two ControlNets, GPT4Motion's cross-frame attention
+    "depth_model": model_ref,
+    "edge_model": model_ref,
+    "controlnet_scales": scale_pair,
+    "alpha": cross_frame_alpha,
+    "chunk": positive_int,
+    "compare_frames": compared_frames,
     # procedural_3d (3D-GPT's idea)
     "terrain_grid": int_range(16, 256, "heightfield samples per side of the land: 64 on a CPU, 128 is fine on Kaggle"),
     "preview_size": int_range(64, 1024, "the turntable's side in pixels"),
@@ -639,6 +647,7 @@ CROSS = [
     (("views", "fov_deg"), _mvdiffusion_ring),  # mvdiffusion
     (("view_prompts", "views"), _one_prompt_per_view),  # mvdiffusion
     (("caa_weights", "allow_pickle"), _caa_needs_the_opt_in),  # mvdiffusion
+    (("compare_frames", "frames"), compared_within_clip),  # gpt4motion
 ]
 
 

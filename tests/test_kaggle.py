@@ -94,7 +94,8 @@ def test_dataset_has_the_wheel_and_the_tested_versions(built):
     assert download[download.index("-d") + 1].endswith("/genhelpers-wheel/wheelhouse")  # built aside, then moved
     # the tested set, plus trimesh, which the image lacks; imageio and imageio-ffmpeg are the image's own
     got = sorted(c for c in download if "==" in c)
-    assert got == sorted([f"{n}=={v}" for n, v in pins.items()] + ["trimesh==9.9"])
+    notebook = [f"{n}=={v}" for n, v in stack.NOTEBOOK_PACKAGES.items()]  # gpt4motion's mujoco, installed on use
+    assert got == sorted([f"{n}=={v}" for n, v in pins.items()] + ["trimesh==9.9"] + notebook)
     assert not any(c.startswith(("torch", "nvidia")) for c in download)
     assert stack.tested(ds / "wheelhouse" / "tested-versions.txt") == pins
     assert stack.find_wheelhouse(out) == ds / "wheelhouse"  # what a notebook's install cell looks for

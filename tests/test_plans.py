@@ -48,6 +48,9 @@ PIPELINES = {
     # mvdiffusion notebook: the SD 2 base, and our pipeline on it (its CAA blocks are optional: loaded apart)
     "sd2-base": ("tiny:sd2-base", None, {}, 1),
     "mvdiffusion": ("tiny:sd2-base", "MVDiffusionPipeline", {}, 1),
+    # gpt4motion: SDXL with its ControlNets (a call makes chunk + 1 frames)
+    "gpt4motion": ("tiny:sdxl-base", "StableDiffusionXLControlNetPipeline",
+                   {"controlnet": "tiny:controlnet-depth-sdxl-1.0"}, 5),
 }
 
 

@@ -112,3 +112,25 @@ def test_configs_are_complete_published_files():
     text = published.configs("sdxl-base")["text_encoder_2"]
     assert text["architectures"] == ["CLIPTextModelWithProjection"] and text["hidden_size"] == 1280
     assert published.size_bytes("sdxl-base", "unet", "float16") == 2 * 2_567_463_684
+
+
+# ---- gpt4motion: SDXL's depth and canny ControlNets (the published figure is rounded: "1.251 B")
+@pytest.mark.parametrize("key", ["controlnet-depth-sdxl-1.0", "controlnet-canny-sdxl-1.0"])
+def test_sdxl_controlnets_are_made_from_sdxls_unet(twins, key):
+    import torch
+    from diffusers import ControlNetModel
+
+    with torch.device("meta"):
+        made = ControlNetModel.from_unet(published.meta_model("sdxl-base", "unet"))
+    recorded = published.configs(key)["controlnet"]
+    for field, value in recorded.items():
+        if not field.startswith("_") and field != "upcast_attention":  # published null; from_unet: False (the same)
+            got = made.config[field]
+            assert (list(got) if isinstance(got, (tuple, list)) else got) == value, field
+    count = published.count(key, "controlnet")
+    assert count == sum(p.numel() for p in made.parameters()) and round(count / 1e6) == 1251
+    twin = json.loads((twins[key] / "config.json").read_text())
+    for field in ("down_block_types", "addition_embed_type", "use_linear_projection", "in_channels",
+                  "conditioning_channels", "controlnet_conditioning_channel_order"):
+        assert (list(twin[field]) if isinstance(twin[field], list) else twin[field]) == recorded[field], field
+    assert len(twin["conditioning_embedding_out_channels"]) == len(recorded["conditioning_embedding_out_channels"])

@@ -136,3 +136,22 @@ def test_closure_keeps_what_the_image_satisfies_and_never_takes_torch():
     assert got == {"accelerate": "1.15.0", "diffusers": "0.42.1", "huggingface-hub": "2.4.0", "safetensors": "0.8.0",
                    "tokenizers": "0.23.3", "transformers": "5.24.0"}  # hf-xet 1.5, httpx, numpy… are the image's
     assert not any("torch" in s for specs in asked for s in specs)
+
+
+# ---- gpt4motion: a package one notebook needs (mujoco) is installed by that notebook, pinned, torch held in place
+def test_a_notebook_package_installs_pinned_from_the_wheelhouse_only_when_missing(tmp_path, monkeypatch, capsys):
+    wh = tmp_path / "input" / "genhelpers-wheel" / "wheelhouse"
+    wh.mkdir(parents=True)
+    (wh / "tested-versions.txt").write_text(stack.TESTED_FILE.read_text())
+    (wh / "mujoco-3.3.7-cp312-cp312-manylinux_2_28_x86_64.whl").write_text("")
+    monkeypatch.setenv("GENHELPERS_KAGGLE_INPUT", str(tmp_path / "input"))
+    calls = []
+    stack.ensure_package("json", run=ok(calls))  # present: nothing to do
+    assert calls == []
+    stack.ensure_package("mujoco", module="no_such_module_here", run=ok(calls))
+    cmd = calls[0]
+    assert cmd[-1] == "mujoco==3.3.7" and cmd[5:8] == ["--no-index", "--find-links", str(wh)]
+    assert "from the attached wheelhouse" in capsys.readouterr().out
+    failed = lambda cmd, **k: subprocess.CompletedProcess(cmd, 1, "", "ERROR: no matching distribution")  # noqa: E731
+    with pytest.raises(RuntimeError, match="could not install mujoco==3.3.7.*genhelpers kaggle build"):
+        stack.ensure_package("mujoco", module="no_such_module_here", run=failed)

@@ -597,6 +597,42 @@ ENTRIES = {
             activations_gib_per_mp=0.0,
             notes="SD 1.x VAEs run in float16; upcast if a result comes out black or NaN.",
         ),
+        # ---- gpt4motion (issue 27): SDXL's depth and canny ControlNets, as GPT4Motion used them
+        Entry(
+            key="controlnet-depth-sdxl-1.0",
+            activations_gib_per_mp=0.0,
+            repo="diffusers/controlnet-depth-sdxl-1.0",
+            cls="ControlNetModel",
+            title="SDXL ControlNet, depth (trained on MiDaS inverse depth: near = white)",
+            licence=SDXL_LICENCE,
+            licence_url="https://huggingface.co/diffusers/controlnet-depth-sdxl-1.0",
+            paper="https://arxiv.org/abs/2302.05543",
+            variants=("fp16",),
+            # config: from a public copy of the published config.json (diffusers 0.20.0.dev0, _name_or_path
+            # valhalla/depth-2); it equals ControlNetModel.from_unet(SDXL's UNet) (tests/test_published.py); counted
+            # on the meta device; the published figure is rounded ("1.251 B": ../shared/reference/routes/gpt4motion.md)
+            params={"controlnet": 1_251_014_160},
+            params_exact=False,
+            notes="Also published as pickles (.bin, .fp16.bin) beside the safetensors: only the safetensors are read. "
+                  "The card recommends a conditioning scale of 0.5; GPT4Motion used 1.0. Activations: 0 like every "
+                  "add-on (the job keeps SDXL's rate); not measured on a GPU — the route's CPU count puts UNet + two "
+                  "ControlNets at ~0.45 GiB per frame at 1 MP in fp16 (../shared/reference/routes/gpt4motion.md).",
+        ),
+        Entry(
+            key="controlnet-canny-sdxl-1.0",
+            activations_gib_per_mp=0.0,
+            repo="diffusers/controlnet-canny-sdxl-1.0",
+            cls="ControlNetModel",
+            title="SDXL ControlNet, canny edges (white lines on black)",
+            licence=SDXL_LICENCE,
+            licence_url="https://huggingface.co/diffusers/controlnet-canny-sdxl-1.0",
+            paper="https://arxiv.org/abs/2302.05543",
+            variants=("fp16",),
+            params={"controlnet": 1_251_014_160},  # as the depth ControlNet's: the same architecture
+            params_exact=False,
+            notes="Also published as pickles beside the safetensors: only the safetensors are read. Trained on "
+                  "cv2.Canny(100, 200) maps; GPT4Motion fed it Blender's Freestyle lines, we feed ray-cast lines.",
+        ),
         # --- the planner's instruct LLM (issue 27: procedural_3d, motion_editing, gpt4motion) ---
         Entry(
             key="qwen2.5-1.5b-instruct",

@@ -266,14 +266,47 @@ def closure(specs: list[str], image: dict[str, str], target: dict | None = KAGGL
 NO_DEPS = {"DALL-E": "0.1"}
 
 
+# ---- packages one notebook needs that Kaggle's image lacks, installed by that notebook on first use (with their
+# dependencies: never torch), not by every install cell; the wheelhouse carries them and their closure for offline runs.
+# gpt4motion: MuJoCo for the physics (cp311 and cp312 manylinux wheels; pybullet has none for 3.12; 4.x is a
+# meta-wheel that pulls mujoco-core and mujoco-studio instead)
+NOTEBOOK_PACKAGES = {"mujoco": "3.3.7"}
+
+
+def ensure_package(name: str, module: str | None = None, run=subprocess.run) -> None:
+    """Import-ready ``name`` (one of NOTEBOOK_PACKAGES): installed at its pinned version if it is missing, from an
+    attached genhelpers dataset's wheelhouse when there is one (internet off works), else from the index."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(module or name) is not None:
+        return
+    spec = f"{name}=={NOTEBOOK_PACKAGES[name]}"
+    house = find_wheelhouse()
+    where = ["--no-index", "--find-links", str(house)] if house and any(house.glob(f"{name}-*.whl")) else []
+    print(f"installing {spec}" + (" from the attached wheelhouse" if where else ""))
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(keep_torch()) + "\n")
+    try:
+        result = run([sys.executable, "-m", "pip", "install", "-q", *where, "-c", f.name, spec],
+                     capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
+    if result.returncode != 0:
+        raise RuntimeError(f"pip could not install {spec} ({_last_line(result)}): on Kaggle turn the internet on, or "
+                           f"attach the dataset made by `genhelpers kaggle build` (its wheelhouse carries it)")
+    importlib.invalidate_caches()
+
+
 def build_wheelhouse(folder: Path, image: dict[str, str] | None = None, target: dict | None = KAGGLE_TARGET,
                      run=subprocess.run) -> dict[str, str]:
-    """Download into ``folder`` the wheels of the tested set, the media packages and their closure against
-    ``image`` (default: Kaggle's recorded image) for ``target``; writes tested-versions.txt and
+    """Download into ``folder`` the wheels of the tested set, the media packages, the NOTEBOOK_PACKAGES and their
+    closure against ``image`` (default: Kaggle's recorded image) for ``target``; writes tested-versions.txt and
     wheelhouse.json (what is in it and why). Returns {name: version} downloaded."""
     image = image_packages() if image is None else image
     specs = [f"{n}=={v}" for n, v in tested().items()] + [f"{n}>={MINIMUM[n]}" for n in ("imageio", "imageio-ffmpeg",
                                                                                           "trimesh")]
+    specs += [f"{n}=={v}" for n, v in NOTEBOOK_PACKAGES.items()]  # gpt4motion's mujoco
     packages = closure(specs, image, target, run)
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", *_target_args(target), "-d", str(folder),

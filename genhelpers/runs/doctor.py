@@ -15,6 +15,7 @@ MODEL_PARAMS = ("model", "refiner", "base_model", "adapter", "sparsectrl_model",
                 "image_model", "clip_model", "variations_model", "caption_model", "sd_model")
 MODEL_PARAMS += ("ip_adapter",)  # stylecrafter: the IP-Adapter and its image encoder ride on the base model
 MODEL_PARAMS += ("llm",)  # procedural_3d, motion_editing, gpt4motion: the planner's instruct LLM (issue 27)
+MODEL_PARAMS += ("depth_model", "edge_model")  # gpt4motion: SDXL's two ControlNets (issue 27)
 ADVICE = {
     "gpu": "fits at full speed",
     "split": "fits, using both GPUs",

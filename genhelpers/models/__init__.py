@@ -10,3 +10,5 @@ classes.register({
     "MultiViewUNetModel": "genhelpers.models.mvdream_unet",
     "Zero123PlusPipeline": "genhelpers.models.zero123plus",
 })
+classes.register({"AnimateAnyonePipeline": "genhelpers.models.animate_anyone",  # animate_anyone notebook
+                  "PoseGuider": "genhelpers.models.animate_anyone", "IPAdapterWeights": "genhelpers.models.ip_adapter"})

@@ -12,6 +12,7 @@ import torch
 
 import genhelpers
 from genhelpers.hub import catalog, memory
+from genhelpers.models import animate_anyone_weights
 from genhelpers.platform.machines import runtime_for
 
 T4X2 = runtime_for("T4x2")
@@ -38,7 +39,17 @@ PIPELINES = {
     "cogvideox-2b": ("tiny:cogvideox-2b", None, {}, 49),
     "karlo-v1-alpha": ("tiny:karlo-v1-alpha", None, {}, 1),
     "karlo-v1-alpha-image-variations": ("tiny:karlo-v1-alpha-image-variations", None, {"allow_pickle": True}, 1),
+    "animate-anyone": ("tiny:animate-anyone", None, {}, 16),  # loaded from its converted folder (PREPARED)
 }
+
+
+def _moore_converted() -> str:  # Moore-AnimateAnyone's pickles, converted as the notebook converts them
+    return str(animate_anyone_weights.convert("tiny:animate-anyone", "tiny:sd-image-variations",
+                                              "tiny:sd-vae-ft-mse", allow_pickle=True, dtype="float32"))
+
+
+# catalog pipelines whose published files are converted before loading: key -> the folder the notebook loads
+PREPARED = {"animate-anyone": _moore_converted}
 # catalog pipelines covered by another row: same class and parts
 SAME_AS = {"sd21-base": "sd21", "zero123plus-v1.1": "zero123plus", "zero123plus-v1.2": "zero123plus",
            "zeroscope-v2-576w": "modelscope-t2v"}
@@ -72,6 +83,7 @@ def intercepted(monkeypatch):
 
 def build(key, cpu_runtime):
     ref, cls, extra, frames = PIPELINES[key]
+    ref = PREPARED[key]() if key in PREPARED else ref
     pipe = genhelpers.load(ref, cpu_runtime, memory=None, pipeline=cls, quiet=True, **extra)
     return pipe, frames
 

@@ -47,6 +47,17 @@ PUBLISHED = {
     ("zeroscope-v2-576w", "text_encoder"): 340_387_840,
     ("zeroscope-v2-576w", "vae"): 83_653_863,
     ("cogvideox-2b", "text_encoder"): 4_762_310_656,  # T5-v1.1-XXL encoder, as IF's
+    # issue 26 §3 (tests/reference/animate_anyone/facts.json): Moore's denoiser = the SD1.5 UNet exactly; its motion
+    # module without the position tables; its pose guider (= the file's size); Lambda's ViT-L/14 image encoder
+    ("animate-anyone", "denoising_unet"): 859_520_964,
+    ("animate-anyone", "motion_module"): 453_209_280,
+    ("animate-anyone", "pose_guider"): 1_086_480,
+    ("sd-image-variations", "image_encoder"): 303_966_208,
+    ("sd-vae-ft-mse", "vae"): 83_653_863,  # the SD VAE's architecture, fine-tuned decoder
+    # the IP-Adapter file (stylecrafter's facts: image projection 3,150,336 + 16 key/value pairs 19,169,280) and
+    # its encoder, the ViT-H/14 tower SVD uses
+    ("ip-adapter-sd15", "ip_adapter"): 22_319_616,
+    ("ip-adapter-image-encoder", "image_encoder"): 632_076_800,
 }
 
 

@@ -508,6 +508,94 @@ ENTRIES = {
             params={"vae": 83_653_863},
             notes="SDXL's own VAE overflows in fp16 and diffusers upcasts it to fp32 for decoding; this one does not.",
         ),
+        # ---- animate_anyone notebook (issue 26 §3): Moore-AnimateAnyone's weights and their bases; the stock route's
+        # OpenPose ControlNet and SD1.5 IP-Adapter (the same keys stylecrafter catalogs: keep one copy when merging)
+        Entry(
+            key="animate-anyone",
+            repo="patrolli/AnimateAnyone",
+            cls="AnimateAnyonePipeline",
+            title="Moore-AnimateAnyone (open reproduction of Animate Anyone): ReferenceNet, denoiser, motion module, "
+                  "pose guider",
+            licence="Apache-2.0 (weights and code)",
+            licence_url="https://github.com/MooreThreads/Moore-AnimateAnyone/blob/main/LICENSE",
+            paper="https://arxiv.org/abs/2311.17117",
+            # tests/reference/animate_anyone/facts.json: denoising_unet.pth = the SD1.5 UNet (859,520,964);
+            # reference_unet.pth has 859,508,800 (no output head: the converted folder adds it as zeros, counted
+            # here); motion_module.pth 453,209,280 without its position tables; pose_guider.pth 1,086,480
+            params={"reference_unet": 859_520_964, "denoising_unet": 859_520_964, "motion_module": 453_209_280,
+                    "pose_guider": 1_086_480},
+            params_exact=False,
+            # AnimateDiff's measured rate (benchmarks/gpu_full_size.json: 0.486 GiB/MP, the same UNet with motion
+            # modules under guidance); the reference tokens double the keys of the spatial self-attention: not
+            # measured (no GPU lent)
+            activations_gib_per_mp=0.5,
+            defaults={"frames": 16, "steps": 25, "guidance": 3.5, "height": 512, "width": 512},
+            pickle_only=True,
+            notes="Four float32 pickles (8.7 GB) at revision 7fd8ff9: read with torch's weights-only reader after "
+                  "allow_pickle=True and converted once to a safetensors folder (animate_anyone_weights.convert), "
+                  "which AnimateAnyonePipeline loads. The official Animate Anyone release has no code or weights.",
+        ),
+        Entry(
+            key="sd-image-variations",
+            repo="lambdalabs/sd-image-variations-diffusers",
+            cls="CLIPVisionModelWithProjection",
+            title="CLIP ViT-L/14 image encoder of Lambda's SD image variations (Moore-AnimateAnyone's image condition)",
+            licence="CreativeML Open RAIL-M",
+            licence_url="https://huggingface.co/lambdalabs/sd-image-variations-diffusers",
+            params={"image_encoder": 303_966_208},  # facts.json (moore_weights.bases.image_encoder)
+            params_exact=False,
+            activations_gib_per_mp=0.0,
+            pickle_only=True,
+            notes="Only image_encoder/ is read (by the Animate Anyone converter); on the main branch it is a pickle "
+                  "(model.safetensors seen only on refs/pr/8, /20, /21).",
+        ),
+        Entry(
+            key="sd-vae-ft-mse",
+            repo="stabilityai/sd-vae-ft-mse",
+            cls="AutoencoderKL",
+            title="Stable Diffusion's VAE with its decoder fine-tuned on MSE (sharper faces)",
+            licence="MIT",
+            licence_url="https://huggingface.co/stabilityai/sd-vae-ft-mse",
+            params={"vae": 83_653_863},
+            activations_gib_per_mp=0.0,
+        ),
+        Entry(
+            key="controlnet-openpose",
+            repo="lllyasviel/control_v11p_sd15_openpose",
+            cls="ControlNetModel",
+            title="ControlNet 1.1 OpenPose (SD1.5): follows a drawn skeleton",
+            licence="CreativeML OpenRAIL-M",
+            licence_url="https://huggingface.co/lllyasviel/control_v11p_sd15_openpose",
+            paper="https://arxiv.org/abs/2302.05543",
+            params={"controlnet": 361_279_120},
+            params_exact=False,
+            activations_gib_per_mp=0.0,
+            notes="Main holds .bin pickles and (inferred from a full mirror) diffusion_pytorch_model.safetensors; the "
+                  "fp16 safetensors were seen only on refs/pr/4. Config recorded from the ControlNet 1.1 SD1.5 layout.",
+        ),
+        Entry(
+            key="ip-adapter-sd15",
+            repo="h94/IP-Adapter",
+            cls="IPAdapterWeights",
+            title="IP-Adapter for SD1.5 (models/ip-adapter_sd15.safetensors): a picture as a prompt",
+            licence="Apache-2.0",
+            licence_url="https://huggingface.co/h94/IP-Adapter",
+            paper="https://arxiv.org/abs/2308.06721",
+            params={"ip_adapter": 22_319_616},  # image projection 3,150,336 + 16 key/value pairs 19,169,280
+            activations_gib_per_mp=0.0,
+            params_exact=False,
+        ),
+        Entry(
+            key="ip-adapter-image-encoder",
+            repo="h94/IP-Adapter",
+            cls="CLIPVisionModelWithProjection",
+            title="IP-Adapter's image encoder (models/image_encoder: OpenCLIP ViT-H/14 with projection)",
+            licence="Apache-2.0",
+            licence_url="https://huggingface.co/h94/IP-Adapter",
+            params={"image_encoder": 632_076_800},  # the ViT-H/14 tower SVD and Zero123++ use
+            activations_gib_per_mp=0.0,
+            params_exact=False,
+        ),
     ]
 }
 

@@ -17,10 +17,11 @@ import tempfile
 from pathlib import Path
 
 from ..platform.folders import cache_dir
-from . import dvae, image, threed, video, vision
+from . import character, dvae, image, threed, video, vision
 from .common import EOS, quiet, write_clip_tokenizer, write_t5_tokenizer
 
-BUILDERS = {**image.BUILDERS, **video.BUILDERS, **threed.BUILDERS, **vision.BUILDERS}  # key -> builder
+BUILDERS = {**image.BUILDERS, **video.BUILDERS, **threed.BUILDERS, **vision.BUILDERS,
+            **character.BUILDERS}  # key -> builder (character: the animate_anyone notebook's)
 # twins that are not written by save_pretrained: key -> writer(folder) (published as pickled modules)
 WRITERS = {"dalle-dvae": dvae.write}
 

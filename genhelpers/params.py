@@ -263,6 +263,12 @@ def optional_clip(name, v):
                                    f"frames, or None for the project's drawn clip")
 
 
+def motion_name(name, v):
+    from .classroom.poses import check_motion_name
+
+    check_motion_name(name, v)
+
+
 def list_of(rule, what: str, example: str):
     """A rule for a non-empty list whose every item passes ``rule`` (the list's name is given in its errors)."""
     def check(name, v):
@@ -396,6 +402,17 @@ RULES = {
                                        "IF's default"),
     "noise_level_3": int_range(0, 350, "the noise added to stage II's image before the x4 upscaler; the "
                                        "upscaler was trained up to 350, 100 is usual"),
+    # Animate Anyone (animate_anyone notebook)
+    "image_encoder": model_ref,
+    "reference_image": image_file,
+    "motion": motion_name,
+    "pose_images": image_files,
+    "compare_reference": flag,
+    "stock_route": flag,
+    "stock_guidance": non_negative_number,
+    "ip_adapter": model_ref,
+    "ip_adapter_encoder": model_ref,
+    "ip_adapter_scale": non_negative_number,
 }
 
 
@@ -459,6 +476,20 @@ def _pickles_need_the_opt_in(p):
                 raise ParameterError("allow_pickle", weights.pickle_message(f"{name}={v!r}", ["."]))
 
 
+MAX_CLIP_FRAMES = 24  # Animate Anyone: Moore's one context window (longer clips need its overlapping windows)
+
+
+def _one_pose_per_frame(p):
+    if not 1 <= p["frames"] <= MAX_CLIP_FRAMES:
+        raise ParameterError("frames", f"frames={p['frames']} must be 1 to {MAX_CLIP_FRAMES}: the clip is denoised in "
+                                       f"one window (Moore-AnimateAnyone's longer clips use overlapping windows of 24, "
+                                       f"which this notebook does not implement)")
+    if p["pose_images"] is not None and len(p["pose_images"]) != p["frames"]:
+        raise ParameterError("pose_images", f"pose_images has {len(p['pose_images'])} picture(s) but frames="
+                                            f"{p['frames']}: give one pose per frame (or set frames="
+                                            f"{len(p['pose_images'])}, or pose_images=None to draw the motion)")
+
+
 # rules that relate two parameters, applied after each parameter passed its own rule
 CROSS = [
     (("conditioning_frames", "frames"), _indices_in_clip),
@@ -469,6 +500,7 @@ CROSS = [
     (("stage_3", "stage_2"), _cascade_in_order),
     (("seen_digits",), _some_digits_unseen),
     (("allow_pickle",), _pickles_need_the_opt_in),
+    (("pose_images", "frames"), _one_pose_per_frame),  # animate_anyone
 ]
 
 

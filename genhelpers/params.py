@@ -337,6 +337,12 @@ def optional_clip(name, v):
                                    f"frames, or None for the project's drawn clip")
 
 
+def motion_name(name, v):
+    from .classroom.poses import check_motion_name
+
+    check_motion_name(name, v)
+
+
 def list_of(rule, what: str, example: str):
     """A rule for a non-empty list whose every item passes ``rule`` (the list's name is given in its errors)."""
     def check(name, v):
@@ -536,6 +542,16 @@ RULES = {
     "fov_deg": field_of_view,
     "yaw_offset": angle_deg,  # any angle: the ring is turned by it (training drew it at random), wrapped to 0-360
     "strip_width": strip_width,
+    # Animate Anyone (animate_anyone notebook)
+    "image_encoder": model_ref,
+    "reference_image": image_file,
+    "motion": motion_name,
+    "pose_images": image_files,
+    "compare_reference": flag,
+    "stock_route": flag,
+    "stock_guidance": non_negative_number,
+    "ip_adapter_encoder": model_ref,
+    # (animate_anyone also reads "ip_adapter" and "ip_adapter_scale": the stylecrafter rules above)
 }
 
 
@@ -628,6 +644,18 @@ def _caa_needs_the_opt_in(p):
     from .models.mvdiffusion_weights import check as check_caa
 
     check_caa(p["caa_weights"], p["allow_pickle"] is True)
+MAX_CLIP_FRAMES = 24  # Animate Anyone: Moore's one context window (longer clips need its overlapping windows)
+
+
+def _one_pose_per_frame(p):
+    if not 1 <= p["frames"] <= MAX_CLIP_FRAMES:
+        raise ParameterError("frames", f"frames={p['frames']} must be 1 to {MAX_CLIP_FRAMES}: the clip is denoised in "
+                                       f"one window (Moore-AnimateAnyone's longer clips use overlapping windows of 24, "
+                                       f"which this notebook does not implement)")
+    if p["pose_images"] is not None and len(p["pose_images"]) != p["frames"]:
+        raise ParameterError("pose_images", f"pose_images has {len(p['pose_images'])} picture(s) but frames="
+                                            f"{p['frames']}: give one pose per frame (or set frames="
+                                            f"{len(p['pose_images'])}, or pose_images=None to draw the motion)")
 
 
 # rules that relate two parameters, applied after each parameter passed its own rule
@@ -648,6 +676,7 @@ CROSS = [
     (("view_prompts", "views"), _one_prompt_per_view),  # mvdiffusion
     (("caa_weights", "allow_pickle"), _caa_needs_the_opt_in),  # mvdiffusion
     (("compare_frames", "frames"), compared_within_clip),  # gpt4motion
+    (("pose_images", "frames"), _one_pose_per_frame),  # animate_anyone
 ]
 
 

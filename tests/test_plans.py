@@ -12,6 +12,7 @@ import torch
 
 import genhelpers
 from genhelpers.hub import catalog, memory
+from genhelpers.models import animate_anyone_weights
 from genhelpers.platform.machines import runtime_for
 
 T4X2 = runtime_for("T4x2")
@@ -51,6 +52,7 @@ PIPELINES = {
     # gpt4motion: SDXL with its ControlNets (a call makes chunk + 1 frames)
     "gpt4motion": ("tiny:sdxl-base", "StableDiffusionXLControlNetPipeline",
                    {"controlnet": "tiny:controlnet-depth-sdxl-1.0"}, 5),
+    "animate-anyone": ("tiny:animate-anyone", None, {}, 16),  # loaded from its converted folder (PREPARED)
 }
 
 
@@ -65,6 +67,15 @@ def _with_ip_adapter(pipe):
 
 # rows whose pipeline gets parts added after load, before a plan is applied
 AFTER_LOAD = {"stylecrafter": _with_ip_adapter, "stylecrafter-still": _with_ip_adapter}
+
+
+def _moore_converted() -> str:  # Moore-AnimateAnyone's pickles, converted as the notebook converts them
+    return str(animate_anyone_weights.convert("tiny:animate-anyone", "tiny:sd-image-variations",
+                                              "tiny:sd-vae-ft-mse", allow_pickle=True, dtype="float32"))
+
+
+# catalog pipelines whose published files are converted before loading: key -> the folder the notebook loads
+PREPARED = {"animate-anyone": _moore_converted}
 # catalog pipelines covered by another row: same class and parts
 SAME_AS = {"sd21-base": "sd21", "zero123plus-v1.1": "zero123plus", "zero123plus-v1.2": "zero123plus",
            "zeroscope-v2-576w": "modelscope-t2v"}
@@ -98,6 +109,7 @@ def intercepted(monkeypatch):
 
 def build(key, cpu_runtime):
     ref, cls, extra, frames = PIPELINES[key]
+    ref = PREPARED[key]() if key in PREPARED else ref
     pipe = genhelpers.load(ref, cpu_runtime, memory=None, pipeline=cls, quiet=True, **extra)
     return AFTER_LOAD.get(key, lambda p: p)(pipe), frames
 

@@ -65,6 +65,12 @@ PUBLISHED = {
     ("sd2-base", "unet"): 865_910_724,
     ("sd2-base", "text_encoder"): 340_387_840,
     ("sd2-base", "vae"): 83_653_863,
+    # issue 26 §3 (tests/reference/animate_anyone/facts.json): Moore's denoiser = the SD1.5 UNet exactly; its motion
+    # module without the position tables; its pose guider (= the file's size); Lambda's ViT-L/14 image encoder
+    ("animate-anyone", "denoising_unet"): 859_520_964,
+    ("animate-anyone", "motion_module"): 453_209_280,
+    ("animate-anyone", "pose_guider"): 1_086_480,
+    ("sd-image-variations", "image_encoder"): 303_966_208,
 }
 
 

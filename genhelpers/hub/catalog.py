@@ -675,6 +675,61 @@ ENTRIES = {
                   "parts build diffusers' StableDiffusionPanoramaPipeline. activations_gib_per_mp: the SD family's "
                   "figure (not measured for this model: no GPU was lent to issue 28).",
         ),
+        # ---- animate_anyone (issue 26 §3): Moore-AnimateAnyone's weights and their image encoder; the stock route's
+        # OpenPose ControlNet (its SD1.5 IP-Adapter and the VAE are stylecrafter's and virtual_tryon's entries above)
+        Entry(
+            key="animate-anyone",
+            repo="patrolli/AnimateAnyone",
+            cls="AnimateAnyonePipeline",
+            title="Moore-AnimateAnyone (open reproduction of Animate Anyone): ReferenceNet, denoiser, motion module, "
+                  "pose guider",
+            licence="Apache-2.0 (weights and code)",
+            licence_url="https://github.com/MooreThreads/Moore-AnimateAnyone/blob/main/LICENSE",
+            paper="https://arxiv.org/abs/2311.17117",
+            # tests/reference/animate_anyone/facts.json: denoising_unet.pth = the SD1.5 UNet (859,520,964);
+            # reference_unet.pth has 859,508,800 (no output head: the converted folder adds it as zeros, counted
+            # here); motion_module.pth 453,209,280 without its position tables; pose_guider.pth 1,086,480
+            params={"reference_unet": 859_520_964, "denoising_unet": 859_520_964, "motion_module": 453_209_280,
+                    "pose_guider": 1_086_480},
+            params_exact=False,
+            # AnimateDiff's measured rate (benchmarks/gpu_full_size.json: 0.486 GiB/MP, the same UNet with motion
+            # modules under guidance); the reference tokens double the keys of the spatial self-attention: not
+            # measured (no GPU lent)
+            activations_gib_per_mp=0.5,
+            defaults={"frames": 16, "steps": 25, "guidance": 3.5, "height": 512, "width": 512},
+            pickle_only=True,
+            notes="Four float32 pickles (8.7 GB) at revision 7fd8ff9: read with torch's weights-only reader after "
+                  "allow_pickle=True and converted once to a safetensors folder (animate_anyone_weights.convert), "
+                  "which AnimateAnyonePipeline loads. The official Animate Anyone release has no code or weights.",
+        ),
+        Entry(
+            key="sd-image-variations",
+            repo="lambdalabs/sd-image-variations-diffusers",
+            cls="CLIPVisionModelWithProjection",
+            title="CLIP ViT-L/14 image encoder of Lambda's SD image variations (Moore-AnimateAnyone's image condition)",
+            licence="CreativeML Open RAIL-M",
+            licence_url="https://huggingface.co/lambdalabs/sd-image-variations-diffusers",
+            params={"image_encoder": 303_966_208},  # facts.json (moore_weights.bases.image_encoder)
+            params_exact=False,
+            activations_gib_per_mp=0.0,
+            pickle_only=True,
+            notes="Only image_encoder/ is read (by the Animate Anyone converter); on the main branch it is a pickle "
+                  "(model.safetensors seen only on refs/pr/8, /20, /21).",
+        ),
+        Entry(
+            key="controlnet-openpose",
+            repo="lllyasviel/control_v11p_sd15_openpose",
+            cls="ControlNetModel",
+            title="ControlNet 1.1 OpenPose (SD1.5): follows a drawn skeleton",
+            licence="CreativeML OpenRAIL-M",
+            licence_url="https://huggingface.co/lllyasviel/control_v11p_sd15_openpose",
+            paper="https://arxiv.org/abs/2302.05543",
+            params={"controlnet": 361_279_120},
+            params_exact=False,
+            activations_gib_per_mp=0.0,
+            notes="Main holds .bin pickles and (inferred from a full mirror) diffusion_pytorch_model.safetensors; the "
+                  "fp16 safetensors were seen only on refs/pr/4. Config recorded from the ControlNet 1.1 SD1.5 layout.",
+        ),
     ]
 }
 

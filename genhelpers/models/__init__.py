@@ -15,3 +15,5 @@ classes.register({
     "MVDiffusionPipeline": "genhelpers.models.mvdiffusion",
     "MVDiffusionCAA": "genhelpers.models.mvdiffusion_caa",
 })
+classes.register({"AnimateAnyonePipeline": "genhelpers.models.animate_anyone",  # animate_anyone notebook
+                  "PoseGuider": "genhelpers.models.animate_anyone"})

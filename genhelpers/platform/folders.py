@@ -40,6 +40,17 @@ def kaggle_inputs(root: Path | None = None) -> list[tuple[str, Path]]:
     return found
 
 
+def find_in_inputs(pattern: str, root: Path | None = None) -> list[Path]:
+    """Files matching ``pattern`` (a file name glob) anywhere in the attached inputs, at most 6 folders below
+    an input's top (a model version folder is 4 below), the newest version first. For weights a notebook reads
+    (a checkpoint outside the hub); never for what genhelpers installs (that comes from ``named_dataset`` only)."""
+    hits = []
+    for _, top in kaggle_inputs(root):
+        for depth in range(0, 7):
+            hits += top.glob("*/" * depth + pattern)
+    return sorted(set(hits), key=lambda p: _newest_first(p.parent))
+
+
 # ---------------------------------------------------------------------------------- the genhelpers dataset
 # The one attached dataset genhelpers installs from (its wheel, its wheelhouse): the one the user names with
 # GENHELPERS_DATASET='<owner>/<slug>', by default the only attached dataset whose slug is DATASET_SLUG (the name

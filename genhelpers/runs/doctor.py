@@ -134,6 +134,36 @@ def dvae_row(name: str, params: dict, rt: Runtime) -> dict:
             "advice": ADVICE["gpu"]}
 
 
+def animate_anyone_row(name: str, params: dict, rt: Runtime) -> dict:
+    """Animate Anyone: Moore's pipeline (its weights, image encoder and VAE) and the measuring CLIP, then, with
+    ``stock_route``, the stock pipeline (SD1.5 + motion adapter + OpenPose ControlNet + IP-Adapter) beside it (the
+    notebook keeps Moore's loaded for its panel, so the second job counts both): the hungrier job decides."""
+    jobs = [[params["model"], params["image_encoder"], params["vae"], params["clip_model"]]]
+    if params.get("stock_route"):
+        jobs.append(jobs[0] + [params[k] for k in ("base_model", "adapter", "controlnet_model", "ip_adapter",
+                                                   "ip_adapter_encoder")])
+    size = {"height": params["height"], "width": params["width"], "frames": params["frames"], "batch": 1,
+            "generates": True}
+    rows = []
+    for refs in jobs:
+        out = {"notebook": name, "models": jobs[-1], **size}
+        need = job_need(rt, refs, size["height"], size["width"], 1, size["frames"])
+        plan = choose(rt, "auto", need, batch=1, frames=size["frames"])
+        if not rt.gpus:
+            return {**out, "plan": "cpu", "fits": False, "gpu_gib": 0,
+                    "host_gib": round(need.weights / GIB, 1) if need else None,
+                    "advice": "no GPU: the published models would take hours here; run the smoke profile (tiny twins)"}
+        gpu = max((v for k, v in plan.estimate.items() if k != "host"), default=None)
+        fits = plan.name != "sequential-offload" or "does not fit" not in plan.reason
+        rows.append({**out, "plan": plan.name, "fits": fits and host_fits(plan, rt, need), "gpu_gib": gpu,
+                     "host_gib": round((need.weights if plan.offload else need.largest) / GIB, 1),
+                     "advice": ADVICE[plan.name] if fits else "does not fit even layer by layer: fewer frames"})
+    order = ["gpu", "split", "gpu-lean", "model-offload", "sequential-offload"]
+    worst = max(rows, key=lambda r: (not r["fits"], order.index(r["plan"]), r["gpu_gib"] or 0))
+    return {**worst, "advice": worst["advice"] + (" (two routes: the stock one runs beside Moore's, both counted)"
+                                                  if len(rows) > 1 else "")}
+
+
 def tryon_row(name: str, params: dict, rt: Runtime) -> dict:
     """virtual_tryon (CatVTON): the UNet denoises the person and the garment on one canvas twice as tall, so the
     job is planned at 2·height; the row shows the picture's size. (The attention weights replace the UNet's own
@@ -148,6 +178,8 @@ def row(name: str, params: dict, rt: Runtime) -> dict:
         return tryon_row(name, params, rt)
     if "temporal_targets" in params:  # motion_director: a training row of its own
         return motion_director_row(name, params, rt)
+    if "motion" in params and "image_encoder" in params:  # animate_anyone
+        return animate_anyone_row(name, params, rt)
     if "train_steps" in params and params.get("base_model"):
         return training_row(name, params, rt)
     if params.get("stage_1"):

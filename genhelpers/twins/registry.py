@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..platform.folders import cache_dir
-from . import controlnet, dvae, image, ipadapter, llm, motiondirector, panorama, threed, tryon, video, vision
+from . import character, controlnet, dvae, image, ipadapter, llm, motiondirector, panorama, threed, tryon, video, vision
 from .common import EOS, quiet, write_clip_tokenizer, write_t5_tokenizer
 
 # one module per family of twins; a new family adds itself here (the notebook that needs it in the comment)
@@ -26,7 +26,8 @@ FAMILIES = (image, video, threed, vision,
             tryon,  # virtual_tryon: the inpainting base, its VAE, CatVTON's attention weights
             llm,  # procedural_3d, motion_editing, gpt4motion: the planner's instruct LLM (issue 27)
             panorama,  # mvdiffusion: the SD 2 base and the CAA checkpoint
-            controlnet)  # gpt4motion: SDXL's depth and canny ControlNets
+            controlnet,  # gpt4motion: SDXL's depth and canny ControlNets
+            character)  # animate_anyone: Moore-AnimateAnyone's layout, Lambda's image encoder, the OpenPose ControlNet
 BUILDERS = {key: build for family in FAMILIES for key, build in family.BUILDERS.items()}  # key -> builder
 # twins that are not written by save_pretrained: key -> writer(folder) (published as pickled modules)
 WRITERS = {"dalle-dvae": dvae.write,

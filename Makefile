@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 # Runs here never touch a model hub; tiny twins are cached inside the checkout (make clean removes them).
-RUN_ENV := HF_HUB_OFFLINE=1 GENHELPERS_CACHE=$(CURDIR)/.cache/genhelpers
+RUN_ENV := HF_HUB_OFFLINE=1 GENHELPERS_CACHE=$(CURDIR)/.cache/genhelpers GENHELPERS_TWIN_CACHE=$(CURDIR)/.cache/twins
 
 .PHONY: setup run test lint bench wheel clean
 

@@ -11,6 +11,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = str(_ROOT / "hf")
 os.environ["HF_HUB_CACHE"] = str(_ROOT / "hf" / "hub")
 os.environ["GENHELPERS_CACHE"] = str(_ROOT / "cache")
+# twins are kept between sessions, each in a folder named after the fingerprint of the code and libraries that
+# built it (twins/registry.fingerprint): a rebuilt twin is never stale, and an unchanged one is not rebuilt
+os.environ.setdefault("GENHELPERS_TWIN_CACHE", str(Path(__file__).resolve().parent.parent / ".cache" / "twins"))
 os.environ["GENHELPERS_KAGGLE_INPUT"] = str(_ROOT / "kaggle-input-absent")
 for var in ("KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG", "COLAB_GPU"):
     os.environ.pop(var, None)

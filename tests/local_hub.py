@@ -50,7 +50,9 @@ class Hub:
         """The commit a revision names (a branch head or a commit the repo has), else None."""
         if rev in (None, "main"):
             return self.heads.get(repo, COMMIT)
-        return rev if rev == COMMIT or rev in self.commits.get(repo, {}) else None
+        if repo not in self.commits:  # a repository served at one commit answers to any pinned one
+            return rev
+        return rev if rev == COMMIT or rev in self.commits[repo] else None
 
     def files(self, repo: str, commit: str) -> list[str]:
         return self.commits.get(repo, {}).get(commit, self.repos[repo]["files"])

@@ -222,9 +222,9 @@ def test_cli_doctor_and_tiny(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "CPU only" in out and "diffusers 0.42" in out
     assert cli.main(["tiny", "sdxl-vae-fp16-fix", "--out", str(tmp_path)]) == 0
-    from genhelpers.twins.registry import TWIN_VERSION
+    from genhelpers.twins.registry import folder_of
 
-    assert (tmp_path / f"sdxl-vae-fp16-fix-v{TWIN_VERSION}" / "config.json").is_file()
+    assert (folder_of("sdxl-vae-fp16-fix", tmp_path) / "config.json").is_file()
 
 
 def test_nightly_canary_runs_the_smoke_tier_with_tested_and_newest_versions():

@@ -190,3 +190,19 @@ def test_fp16_files_exactly_where_the_published_repository_has_them(twins, key):
 
     has_fp16 = any(twins[key].rglob("*.fp16.safetensors"))
     assert has_fp16 == ("fp16" in catalog.ENTRIES[key].variants)
+
+
+def test_a_twin_is_cached_under_the_fingerprint_of_what_built_it(tmp_path, monkeypatch):
+    """No version number to bump: another library version (or another line of genhelpers) gives another folder,
+    so a kept cache never serves a stale twin, and the folder of the old fingerprint is cleared away."""
+    first = registry.build("sdxl-vae-fp16-fix", root=tmp_path)
+    assert first.name == f"sdxl-vae-fp16-fix-{registry.fingerprint()}"
+    assert registry.build("sdxl-vae-fp16-fix", root=tmp_path) == first  # cached
+    registry.fingerprint.cache_clear()
+    monkeypatch.setattr(registry, "WRITTEN_BY", (*registry.WRITTEN_BY, "pillow"))
+    try:
+        second = registry.build("sdxl-vae-fp16-fix", root=tmp_path)
+    finally:
+        registry.fingerprint.cache_clear()
+    assert second != first and second.is_dir() and not first.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [second.name]

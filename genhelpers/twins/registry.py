@@ -11,6 +11,7 @@ byte-level BPE CLIP tokenizer whose special tokens sit at the top of the id rang
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -35,7 +36,40 @@ WRITERS = {"dalle-dvae": dvae.write,
            **motiondirector.WRITERS,  # motion_director: its LoRA twin
            **panorama.WRITERS}  # mvdiffusion: a Lightning pano.ckpt
 
-TWIN_VERSION = 11  # bump when a builder changes, so cached twins are rebuilt
+# libraries whose code writes the twins' files (their versions are part of a twin's fingerprint)
+WRITTEN_BY = ("torch", "diffusers", "transformers", "tokenizers", "safetensors", "peft", "DALL-E")
+
+
+@functools.cache
+def fingerprint() -> str:
+    """What the twins are made from, as 10 hex digits: genhelpers' own code (the builders, and the model classes
+    and tables they instantiate) and the versions of the libraries that write the files. A cached twin is used
+    only when it was built from exactly these, so no version number has to be remembered, and a cache kept
+    between runs (``GENHELPERS_TWIN_CACHE``, e.g. restored by CI) can never serve a stale twin."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    h = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for f in sorted(package.rglob("*.py")):
+        h.update(f.relative_to(package).as_posix().encode())
+        h.update(f.read_bytes())
+    for lib in WRITTEN_BY:
+        try:
+            h.update(f"{lib}=={version(lib)}".encode())
+        except PackageNotFoundError:
+            h.update(f"{lib} absent".encode())
+    return h.hexdigest()[:10]
+
+
+def twin_root() -> Path:
+    """Where twins are cached: ``GENHELPERS_TWIN_CACHE``, else ``<genhelpers cache>/tiny``."""
+    return Path(os.environ.get("GENHELPERS_TWIN_CACHE") or cache_dir() / "tiny")
+
+
+def folder_of(key: str, root: str | os.PathLike | None = None) -> Path:
+    """The folder twin ``key`` is (or would be) built in: its key and the fingerprint of what it is made from."""
+    return (Path(root) if root else twin_root()) / f"{key}-{fingerprint()}"
 
 
 def _save(obj, folder: Path, variant: str | None = None, safe: bool = True) -> None:
@@ -121,8 +155,8 @@ def build(key: str, root: str | os.PathLike | None = None, force: bool = False) 
     processes at once: each builds in a private folder and the first to finish renames it into place."""
     if key not in BUILDERS and key not in WRITERS:
         raise ValueError(f"no tiny twin named {key!r}; known twins: {', '.join(sorted(names()))}")
-    root = Path(root) if root else cache_dir() / "tiny"
-    folder = root / f"{key}-v{TWIN_VERSION}"
+    folder = folder_of(key, root)
+    root = folder.parent
     if folder.is_dir() and not force:
         return folder
     root.mkdir(parents=True, exist_ok=True)
@@ -139,6 +173,9 @@ def build(key: str, root: str | os.PathLike | None = None, force: bool = False) 
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    for old in root.glob(f"{key}-*"):  # the same twin built from other code: never read again
+        if old != folder and old.is_dir() and old.name[len(key) + 1:].isalnum() and len(old.name) == len(folder.name):
+            shutil.rmtree(old, ignore_errors=True)
     return folder
 
 

@@ -1,6 +1,8 @@
 """The notebook tests' shared run: every notebook's smoke profile, executed once per session, two at a time as
 `make run` does (the runner gives each kernel its share of the cores); each notebook's tests read its executed copy
 and outputs (issue 20)."""
+import os
+
 import pytest
 
 from genhelpers.runs import run_collection
@@ -9,10 +11,18 @@ from ..conftest import NOTEBOOKS
 from .common import ALL, ALONE
 
 
+def _wanted(name: str) -> bool:
+    """GENHELPERS_TEST_NOTEBOOKS=a,b (optional) limits the session's shared runs to those notebooks, so one
+    notebook's test file can be run alone without running the whole collection (the default runs every one)."""
+    only = [n.strip() for n in os.environ.get("GENHELPERS_TEST_NOTEBOOKS", "").split(",") if n.strip()]
+    return not only or name in only
+
+
 @pytest.fixture(scope="session")
 def collection(tmp_path_factory):
     out = tmp_path_factory.mktemp("collection")
-    report = run_collection("smoke", NOTEBOOKS, out, only=[n for n in ALL if n not in ALONE], workers=2)
+    report = run_collection("smoke", NOTEBOOKS, out, only=[n for n in ALL if n not in ALONE and _wanted(n)],
+                            workers=2)
     return out, {r["notebook"]: r for r in report["results"]}
 
 
@@ -28,7 +38,7 @@ def _bad_input_rows():
     for info in pkgutil.iter_modules(notebooks.__path__):
         if info.name.startswith("test_"):
             module = importlib.import_module(f"tests.notebooks.{info.name}")
-            rows += [(row[0], row[1]) for row in getattr(module, "BAD_INPUTS", [])]
+            rows += [(row[0], row[1]) for row in getattr(module, "BAD_INPUTS", []) if _wanted(row[0])]
     return rows
 
 

@@ -31,6 +31,11 @@ def test_grid_and_side_by_side():
     assert {"pattern", "key", "query", "a", "b"} <= set(both.info["labels"])
 
 
+def test_lines_label_each_curve():
+    image = figures.lines(range(5), {"guidance": [1, 1.5, 2, 2.5, 3]}, title="ramp", xlabel="frame", ylabel="s")
+    assert image.width > 200 and {"ramp", "frame", "s", "guidance"} <= set(image.info["labels"])
+
+
 def test_figures_stay_out_of_the_import_of_genhelpers():
     """Drawing needs matplotlib; importing genhelpers must not pull it in."""
     import subprocess

@@ -38,12 +38,13 @@ def _image(plt, fig, labels: list[str]):
 
 
 def flow(rows, links=(), styles=None, title: str = "", note: str = "", col_width: float = 2.3,
-         row_height: float = 1.25):
+         row_height: float = 1.25, unchained=()):
     """A block diagram. ``rows``: rows of boxes from top to bottom; an item is the box's text, or ``(text,
     label)`` where ``label`` is written on the arrow to the next box of the row, or ``None`` for an empty slot.
-    Consecutive boxes of a row are joined left to right. ``links``: more arrows, ``((row, col), (row, col))`` or
-    ``((row, col), (row, col), label)``. ``styles``: ``{(row, col): role}`` with a role of ``STYLES`` ("model"
-    when not given)."""
+    Consecutive boxes of a row are joined left to right, except in the rows listed in ``unchained`` (alternatives
+    side by side). ``links``: more arrows, ``((row, col), (row, col))``, ``((row, col), (row, col), label)`` or
+    ``(…, label, at)`` with the label that share of the way along (0.5). ``styles``: ``{(row, col): role}`` with a
+    role of ``STYLES`` ("model" when not given)."""
     styles = styles or {}
     cols = max(len(r) for r in rows)
     plt, fig, ax = _figure(max(4.0, col_width * cols), row_height * len(rows) + (0.5 if title else 0.2)
@@ -61,24 +62,30 @@ def flow(rows, links=(), styles=None, title: str = "", note: str = "", col_width
                                     bbox=dict(boxstyle="round,pad=0.45", fc=STYLES[role], ec="#555555", lw=0.8))
             labels.append(text)
 
-    def arrow(a, b, label=None, straight=True):
+    def arrow(a, b, label=None, straight=True, at=0.5):
         ta, tb = boxes[a], boxes[b]
         (xa, ya), (xb, yb) = ta.get_position(), tb.get_position()
         ax.annotate("", xy=(xb, yb), xytext=(xa, ya),
                     arrowprops=dict(arrowstyle="-|>", color="#333333", lw=0.9, shrinkA=0, shrinkB=0,
                                     patchA=ta.get_bbox_patch(), patchB=tb.get_bbox_patch(),
                                     connectionstyle="arc3,rad=0" if straight else "arc3,rad=0.15"))
-        if label:
-            ax.text((xa + xb) / 2, (ya + yb) / 2 + (0.2 if ya == yb else 0), label, ha="center", va="bottom",
+        if label and ya == yb:  # along a row: above the arrow's middle
+            ax.text((xa + xb) / 2, ya + 0.2, label, ha="center", va="bottom", fontsize=6.5, color="#1f4e99")
+        elif label:  # a link: beside the arrow, the share ``at`` of the way along
+            ax.text(xa + at * (xb - xa) + 0.06, ya + at * (yb - ya), label, ha="left", va="center",
                     fontsize=6.5, color="#1f4e99")
+        if label:
             labels.append(label)
 
     for r, row in enumerate(rows):
+        if r in unchained:
+            continue
         placed = [(c, item) for c, item in enumerate(row) if item is not None]
         for (c1, item), (c2, _) in zip(placed, placed[1:], strict=False):
             arrow((r, c1), (r, c2), item[1] if isinstance(item, tuple) else None)
     for link in links:
-        arrow(link[0], link[1], link[2] if len(link) > 2 else None, straight=False)
+        label, at = (link[2] if len(link) > 2 else None), (link[3] if len(link) > 3 else 0.5)
+        arrow(link[0], link[1], label, straight=False, at=at)
     if title:
         ax.set_title(title, fontsize=9.5)
     if note:
@@ -124,8 +131,8 @@ def cameras(views, title: str = "", radius_label: str = "", elevation_note: str 
         labels.append(label)
     for elevation in sorted({round(v[1], 3) for v in views}):
         e = math.radians(elevation)
-        side.text(math.cos(e) + 0.08, math.sin(e), f"{elevation:g}°", fontsize=7, va="center")
-        labels.append(f"{elevation:g}°")
+        side.text(math.cos(e) + 0.08, math.sin(e), f"{elevation:.3g}°", fontsize=7, va="center")
+        labels.append(f"{elevation:.3g}°")
     if title:
         fig.suptitle(title, fontsize=9.5)
     if radius_label:
@@ -147,7 +154,7 @@ def grid(values, row_labels, col_labels, title: str = "", xlabel: str = "", ylab
     side = min(7.0, 1.2 + 0.42 * max(rows, cols))
     plt, fig, ax = _figure(side + 1.0, side)
     ax.set_axis_on()
-    ax.imshow(values, cmap=cmap)
+    ax.imshow(values, cmap=cmap, vmin=min(0.0, float(values.min())) if values.size else 0.0)
     ax.set_xticks(range(cols), [str(c) for c in col_labels], fontsize=7)
     ax.set_yticks(range(rows), [str(r) for r in row_labels], fontsize=7)
     ax.set_xlabel(xlabel, fontsize=8)
@@ -164,6 +171,26 @@ def grid(values, row_labels, col_labels, title: str = "", xlabel: str = "", ylab
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _image(plt, fig, labels)
+
+
+def lines(x, series: dict, title: str = "", xlabel: str = "", ylabel: str = "", marks=True, width: float = 4.2,
+          height: float = 2.8):
+    """Curves over a shared x axis (``series``: ``{label: values}``), each point marked and labelled in the
+    legend."""
+    plt, fig, ax = _figure(width, height)
+    ax.set_axis_on()
+    for label, ys in series.items():
+        ax.plot(list(x), list(ys), marker="o" if marks else None, ms=3, lw=1.2, label=label)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    if len(series) > 1 or any(series):
+        ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _image(plt, fig, [title, xlabel, ylabel, *series])
 
 
 def side_by_side(*images, gap: int = 12):

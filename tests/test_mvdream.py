@@ -175,8 +175,6 @@ def test_multiview_attention_couples_the_views(pipe):
 def test_joint_attention_off_lets_each_view_see_only_itself(pipe, monkeypatch):
     """The notebook's on/off comparison: off, the UNet is told each picture is its own object (num_frames=1), so
     self-attention stays within a view; the cameras, the seed and everything else are unchanged."""
-    from PIL import Image
-
     seen = []
     real = type(pipe.unet).forward
 
@@ -189,8 +187,6 @@ def test_joint_attention_off_lets_each_view_see_only_itself(pipe, monkeypatch):
     assert [n for n, _ in seen] == [4, 4, 1, 1]  # two steps each
     assert torch.equal(seen[0][1], seen[2][1])  # the same cameras
     assert not np.allclose(on, off)
-    with pytest.raises(ValueError, match="joint_attention=False is for text"):
-        pipe("x", image=Image.new("RGB", (64, 64)), joint_attention=False, num_inference_steps=1)
 
 
 def test_one_view_is_ordinary_self_attention(pipe):
@@ -228,6 +224,14 @@ def test_imagedream_unet_uses_the_image_tokens():
 @pytest.fixture(scope="module")
 def image_pipe(twins):
     return quiet_twin("imagedream")
+
+
+def test_imagedream_refuses_joint_attention_off(image_pipe):
+    """ImageDream's picture reaches the views only through the joint attention: switching it off is refused."""
+    from PIL import Image
+
+    with pytest.raises(ValueError, match="joint_attention=False is for text"):
+        image_pipe("x", image=Image.new("RGB", (64, 64)), joint_attention=False, num_inference_steps=1)
 
 
 def test_imagedream_twin_has_the_published_index(twins):

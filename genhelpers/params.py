@@ -412,6 +412,7 @@ RULES = {
     # issue 29: the values each lesson's on/off comparison sweeps ([] leaves it out)
     "refiner_sweep": sweep_of(open_fraction, "hand-over points between 0 and 1", "[0.7, 0.8, 0.9]"),
     "compare_steps": int_range(0, 100_000, "training steps of each model the comparison trains; 0 leaves it out"),
+    "noise_fractions": sweep_of(unit_fraction, "shares of tokens from 0 to 1", "[0.05, 0.1, 0.2]"),
     "mesh_grids": sweep_of(grid_size, "grid sizes (cells per side)", "[32, 64, 128]"),
     "motion_sweep": sweep_of(int_range(0, 255, "motion_bucket_id values: SVD was trained with 0 to 255"),
                              "motion_bucket_id values from 0 to 255", "[30, 127, 220]"),

@@ -155,8 +155,9 @@ def grid(values, row_labels, col_labels, title: str = "", xlabel: str = "", ylab
     plt, fig, ax = _figure(side + 1.0, side)
     ax.set_axis_on()
     ax.imshow(values, cmap=cmap, vmin=min(0.0, float(values.min())) if values.size else 0.0)
-    ax.set_xticks(range(cols), [str(c) for c in col_labels], fontsize=7)
-    ax.set_yticks(range(rows), [str(r) for r in row_labels], fontsize=7)
+    col_labels, row_labels = [str(c) for c in col_labels], [str(r) for r in row_labels]
+    ax.set_xticks(range(cols) if any(col_labels) else [], col_labels if any(col_labels) else [], fontsize=7)
+    ax.set_yticks(range(rows) if any(row_labels) else [], row_labels if any(row_labels) else [], fontsize=7)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     labels = [title, xlabel, ylabel]

@@ -53,8 +53,8 @@ def seed(name, v):
 def open_fraction(name, v):
     if not _is_number(v) or not 0 < v < 1:
         raise ParameterError(name, f"{name}={v!r} must lie strictly between 0 and 1: it is where the base model "
-                                   f"hands over to the refiner on the noise scale (0.8: the base takes the noisiest "
-                                   f"80 %, the refiner the rest)")
+                                   f"hands over to the refiner on the noise scale (0.8 is usual: the base takes the "
+                                   f"noisiest 80 %, the refiner the rest)")
 
 
 def prompt(name, v):

@@ -75,7 +75,7 @@ def test_small_clip_classifies_unseen_digits_zero_shot(classroom_run):
 
 
 def test_masking_same_digit_negatives_changes_the_target_not_what_is_learned(classroom_run):
-    """Section 5 of the clip classroom, measured at the smoke size (two 150-step models): the loss floor of the
+    """Section 5 of the clip classroom, measured at the smoke size (two 100-step models): the loss floor of the
     game is about ln 13; both losses level off near it, masked or not, and the zero-shot accuracies agree."""
     out, _ = classroom_run
     side = json.loads((out / "clip" / "negatives_masked_000.json").read_text())["generation"]

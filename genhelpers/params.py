@@ -54,8 +54,9 @@ def seed(name, v):
 
 def open_fraction(name, v):
     if not _is_number(v) or not 0 < v < 1:
-        raise ParameterError(name, f"{name}={v!r} must lie strictly between 0 and 1: it is the share of the "
-                                   f"denoising done by the base model before the refiner takes over (0.8 is usual)")
+        raise ParameterError(name, f"{name}={v!r} must lie strictly between 0 and 1: it is where the base model "
+                                   f"hands over to the refiner on the noise scale (0.8 is usual: the base takes the "
+                                   f"noisiest 80 %, the refiner the rest)")
 
 
 def prompt(name, v):
@@ -370,6 +371,16 @@ def motion_lora(name, v):
     from .models.motiondirector_lora import check_source
 
     check_source(name, v)
+def sweep_of(rule, what: str, example: str):
+    """A rule for the values a lesson compares: a list (empty: the comparison is left out) whose every item passes
+    ``rule``."""
+    def check(name, v):
+        if not isinstance(v, (list, tuple)):
+            raise ParameterError(name, f"{name}={v!r} must be a list of {what}, e.g. {name}={example} ([] leaves "
+                                       f"the comparison out)")
+        for item in v:
+            rule(name, item)
+    return check
 
 
 RULES = {
@@ -552,6 +563,15 @@ RULES = {
     "stock_guidance": non_negative_number,
     "ip_adapter_encoder": model_ref,
     # (animate_anyone also reads "ip_adapter" and "ip_adapter_scale": the stylecrafter rules above)
+    # issue 29: the values each lesson's on/off comparison sweeps ([] leaves it out)
+    "refiner_sweep": sweep_of(open_fraction, "hand-over points between 0 and 1", "[0.7, 0.8, 0.9]"),
+    "compare_steps": int_range(0, 100_000, "training steps of each model the comparison trains; 0 leaves it out"),
+    "noise_fractions": sweep_of(unit_fraction, "shares of tokens from 0 to 1", "[0.05, 0.1, 0.2]"),
+    "mesh_grids": sweep_of(grid_size, "grid sizes (cells per side)", "[32, 64, 128]"),
+    "motion_sweep": sweep_of(int_range(0, 255, "motion_bucket_id values: SVD was trained with 0 to 255"),
+                             "motion_bucket_id values from 0 to 255", "[30, 127, 220]"),
+    "noise_sweep_2": sweep_of(int_range(0, 999, "noise levels added to stage I's image before stage II"),
+                              "noise levels from 0 to 999", "[0, 250, 500]"),
 }
 
 

@@ -172,6 +172,23 @@ def test_multiview_attention_couples_the_views(pipe):
     assert not torch.allclose(joint[0], apart[0])
 
 
+def test_joint_attention_off_lets_each_view_see_only_itself(pipe, monkeypatch):
+    """The notebook's on/off comparison: off, the UNet is told each picture is its own object (num_frames=1), so
+    self-attention stays within a view; the cameras, the seed and everything else are unchanged."""
+    seen = []
+    real = type(pipe.unet).forward
+
+    def forward(self, x, timesteps, context, camera=None, num_frames=1, **kwargs):
+        seen.append((num_frames, camera.clone()))
+        return real(self, x, timesteps, context, camera=camera, num_frames=num_frames, **kwargs)
+
+    monkeypatch.setattr(type(pipe.unet), "forward", forward)
+    on, off = run(pipe), run(pipe, joint_attention=False)
+    assert [n for n, _ in seen] == [4, 4, 1, 1]  # two steps each
+    assert torch.equal(seen[0][1], seen[2][1])  # the same cameras
+    assert not np.allclose(on, off)
+
+
 def test_one_view_is_ordinary_self_attention(pipe):
     attn = pipe.unet.input_blocks[1][1].transformer_blocks[0].attn1
     x = torch.randn(3, 50, attn.to_q.in_features)
@@ -207,6 +224,14 @@ def test_imagedream_unet_uses_the_image_tokens():
 @pytest.fixture(scope="module")
 def image_pipe(twins):
     return quiet_twin("imagedream")
+
+
+def test_imagedream_refuses_joint_attention_off(image_pipe):
+    """ImageDream's picture reaches the views only through the joint attention: switching it off is refused."""
+    from PIL import Image
+
+    with pytest.raises(ValueError, match="joint_attention=False is for text"):
+        image_pipe("x", image=Image.new("RGB", (64, 64)), joint_attention=False, num_inference_steps=1)
 
 
 def test_imagedream_twin_has_the_published_index(twins):

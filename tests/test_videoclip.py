@@ -40,6 +40,30 @@ def test_the_video_model_starts_as_frame_averaged_clip(small):
         assert torch.allclose(video.embed_clips(vc.to_input(v[:, ::-1].copy())), expected, atol=1e-6)
 
 
+def test_direction_flips_counts_what_reversal_does_to_the_predicted_motion(small):
+    """Frame-averaged CLIP (the untrained video model) gives a reversed clip the same prediction: nothing flips.
+    A model that reads the frames in order in the way wanted here turns left into right, and so on."""
+    model, data = small
+    video = vc.VideoClip(model).eval()
+    v = np.stack([vc.make_clip(data.test_x[i], vc.MOTIONS[i % 6]) for i in range(12)])
+    assert vc.direction_flips(video, v, range(10)) == {"flipped": 0.0, "unchanged": 1.0}
+    assert all(vc.OPPOSITE[vc.OPPOSITE[m]] == m != vc.OPPOSITE[m] for m in vc.MOTIONS)
+
+    class Oracle:  # a stand-in that reads the frames in order: the centre of mass moves right or left
+        def embed_captions(self, texts):
+            return torch.eye(len(texts))  # classes of digit 0: left, right, up, down, clockwise, counterclockwise
+
+        def embed_clips(self, x):
+            out = torch.zeros(len(x), 6)
+            for i, clip in enumerate(x):
+                first, last = ((frame.sum(0) * torch.arange(8)).sum() for frame in (clip[0], clip[-1]))
+                out[i, 1 if last > first else 0] = 1
+            return out
+
+    sideways = np.stack([vc.make_clip(data.test_x[i], "left") for i in range(4)])
+    assert vc.direction_flips(Oracle(), sideways, [0]) == {"flipped": 1.0, "unchanged": 0.0}
+
+
 def test_interpolation_is_linear_in_every_weight(small):
     model, _ = small
     a, b = vc.VideoClip(model), vc.VideoClip(model)

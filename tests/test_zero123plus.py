@@ -61,6 +61,33 @@ def test_reference_attention_changes_the_output(pipe):
     assert np.array_equal(a, run(pipe, ball))  # seeded: the same again
 
 
+def test_switching_reference_attention_off_changes_only_the_reference_pass(pipe, monkeypatch):
+    """The lesson's on/off comparison is fair: off, the pipeline draws the same random numbers (the reference noise
+    included) and runs the UNet once a step instead of twice; nothing else differs."""
+    ball = z.load_condition(None)
+    draws, calls = {}, {}
+    real_randn, real_forward = torch.randn, type(pipe.unet).forward
+
+    for flag in (True, False):
+        draws[flag], calls[flag] = [], 0
+
+        def randn(*args, _flag=flag, **kwargs):
+            out = real_randn(*args, **kwargs)
+            draws[_flag].append(out.clone())
+            return out
+
+        def forward(self, *args, _flag=flag, **kwargs):
+            calls[_flag] += 1
+            return real_forward(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch, "randn", randn)
+        monkeypatch.setattr(type(pipe.unet), "forward", forward)
+        run(pipe, ball, reference_attention=flag)
+    assert len(draws[True]) == len(draws[False]) and all(
+        torch.equal(a, b) for a, b in zip(draws[True], draws[False], strict=True))
+    assert calls == {True: 4, False: 2}  # 2 steps: write + read passes, or the read pass alone
+
+
 def test_input_handling():
     rgba = Image.new("RGBA", (400, 400), (255, 0, 0, 0))
     rgba.paste((255, 0, 0, 255), (100, 100, 300, 300))

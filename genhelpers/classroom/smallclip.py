@@ -155,9 +155,11 @@ def fit(parameters, batch_loss, steps: int, learning_rate: float, warmup: int, s
 
 
 def train(clip: SmallClip, x_train, y_train, steps: int, batch_size: int = 128, learning_rate: float = 2e-3,
-          seed: int = 0, progress: bool = True) -> list[float]:
+          seed: int = 0, progress: bool = True, groups: bool = False) -> list[float]:
     """Train ``clip`` on digits ``x_train`` (N, 1, 8, 8; 0..1) with labels ``y_train``: each step draws a batch
-    of digits and one random template caption for each; 50 warm-up steps, then a cosine decay."""
+    of digits and one random template caption for each; 50 warm-up steps, then a cosine decay. ``groups``: the
+    other pictures of the same digit in a batch are not counted as wrong answers (``contrastive_loss``'s
+    ``groups``)."""
     import torch
 
     ids, mask = (t.view(10, len(TEMPLATES), -1) for t in clip.encode(captions()))
@@ -167,9 +169,24 @@ def train(clip: SmallClip, x_train, y_train, steps: int, batch_size: int = 128, 
         template = torch.randint(0, len(TEMPLATES), (batch_size,), generator=g)
         images = clip.embed_images(shift(x_train[idx], g))
         texts = clip.embed_texts(ids[y_train[idx], template], mask[y_train[idx], template])
-        return contrastive_loss(images, texts, clip.logit_scale)
+        return contrastive_loss(images, texts, clip.logit_scale, groups=y_train[idx] if groups else None)
 
     return fit(clip.parameters(), batch_loss, steps, learning_rate, warmup=50, seed=seed, progress=progress)
+
+
+def loss_floor(y_train, batch_size: int = 128, batches: int = 200, seed: int = 0) -> float:
+    """The lowest loss the game allows when the pictures of one digit cannot be told apart: each row spreads its
+    bet evenly over the pictures of its digit in the batch, so the loss is the mean of ln(same-digit count),
+    averaged over random batches (about ln 13 ≈ 2.6 for ten balanced digits in 128)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    y = torch.as_tensor(y_train)
+    total = 0.0
+    for _ in range(batches):
+        labels = y[torch.randint(0, len(y), (batch_size,), generator=g)]
+        total += (labels[:, None] == labels[None, :]).sum(1).float().log().mean().item()
+    return total / batches
 
 
 def zero_shot(clip: SmallClip, x, y, template: str) -> float:

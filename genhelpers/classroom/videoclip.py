@@ -24,6 +24,8 @@ import numpy as np
 from . import digits
 
 MOTIONS = ("left", "right", "up", "down", "clockwise", "counterclockwise")
+OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up", "clockwise": "counterclockwise",
+            "counterclockwise": "clockwise"}  # what each motion becomes when its clip is played backwards
 MOTION_WORDS = ("moving", "turning", "left", "right", "up", "down", "clockwise", "counterclockwise")
 FRAMES = 4
 
@@ -148,3 +150,19 @@ def accuracy(model, v, y, m, class_digits) -> float:
         pred = (model.embed_clips(to_input(v)) @ text.T).argmax(1).numpy()
     truth = np.array([classes.index((int(d), int(k))) for d, k in zip(y, m, strict=True)])
     return float((pred == truth).mean())
+
+
+def direction_flips(model, v, class_digits) -> dict:
+    """Play each clip backwards and classify both ways: the share of clips whose predicted motion turns into its
+    opposite (left ↔ right, up ↔ down, clockwise ↔ counterclockwise), and the share whose prediction does not
+    change at all. A model that averages its frames sees no difference (unchanged: 1.0)."""
+    import torch
+
+    classes = [(d, k) for d in class_digits for k in range(len(MOTIONS))]
+    with torch.no_grad():
+        text = model.embed_captions([caption(d, MOTIONS[k]) for d, k in classes])
+        forward = (model.embed_clips(to_input(v)) @ text.T).argmax(1).numpy()
+        backward = (model.embed_clips(to_input(np.asarray(v)[:, ::-1].copy())) @ text.T).argmax(1).numpy()
+    motion = [(MOTIONS[classes[a][1]], MOTIONS[classes[b][1]]) for a, b in zip(forward, backward, strict=True)]
+    return {"flipped": float(np.mean([OPPOSITE[a] == b for a, b in motion])),
+            "unchanged": float(np.mean([a == b for a, b in motion]))}

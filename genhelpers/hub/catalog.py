@@ -30,8 +30,8 @@ class Entry:
     activations_gib_per_mp: float = 2.3
     kaggle_handle: str | None = None  # Kaggle Models handle, when a mirror is known
     shares: tuple[str, ...] = ()  # components borrowed from the other model of a job on the same device
-    # {component: folder} where a published repo keeps a component's safetensors outside the folder
-    # model_index.json names (openai/shap-e: the renderer's are only in renderer/, shap_e_renderer/ is a pickle)
+    # {component: folder} where a published repo keeps a component's safetensors outside the component's own folder
+    # (openai/shap-e: shap_e_renderer/ holds only a pickle; the renderer's safetensors are in renderer/)
     component_folders: dict = field(default_factory=dict)
     # components of the published folder the collection never loads, each with the reason shown when loading
     # (DeepFloyd IF's safety checker: its class does not load under transformers 5)
@@ -240,7 +240,7 @@ ENTRIES = {
             repo="openai/clip-vit-large-patch14",
             cls="CLIPModel",
             title="CLIP ViT-L/14 (image and text encoders trained contrastively)",
-            licence="MIT",
+            licence="MIT (OpenAI's CLIP code; the hub card itself names no licence)",
             licence_url="https://github.com/openai/CLIP/blob/main/LICENSE",
             paper="https://arxiv.org/abs/2103.00020",
             params={"clip": 427_616_513},
@@ -284,7 +284,7 @@ ENTRIES = {
             repo="ashawkey/mvdream-sd2.1-diffusers",
             cls="MVDreamPipeline",
             title="MVDream (SD2.1-base, 4 views): text to four consistent views of one object",
-            licence="CreativeML OpenRAIL-M (weights, see the model card); code MIT",
+            licence="OpenRAIL (weights, see the model card); code MIT",
             licence_url="https://huggingface.co/MVDream/MVDream",
             paper="https://arxiv.org/abs/2308.16512",
             # ../shared/reference/mvdream/unet_sd21_4view_state_dict.json (UNet); SD2.1's text encoder and VAE
@@ -299,7 +299,7 @@ ENTRIES = {
             repo="ashawkey/imagedream-ipmv-diffusers",
             cls="MVDreamPipeline",
             title="ImageDream (ipmv): a picture (and optional text) to four consistent views",
-            licence="CreativeML OpenRAIL-M (weights, see the model card); code MIT",
+            licence="OpenRAIL (weights, see the model card); code MIT",
             licence_url="https://huggingface.co/Peng-Wang/ImageDream",
             paper="https://arxiv.org/abs/2312.02201",
             # UNet: ../shared/reference/mvdream/unet_imagedream_state_dict.json; the image encoder is the ViT-H/14
@@ -354,7 +354,10 @@ ENTRIES = {
             params_exact=False,
             defaults={"steps": 50, "guidance": 4.0, "height": 256, "width": 256},
             activations_gib_per_mp=10.0,  # measured: 0.64 GiB at 256²
-            skip=IF_SKIP,
+            # issue 29: the repository ships its own copy of T5-XXL (~9.5 GB; diffusers' conversion saves it), but
+            # stage II is given stage I's embeddings, so it is never downloaded or loaded (diffusers' docs: None)
+            skip={**IF_SKIP, "text_encoder": "stage II reuses stage I's T5 embeddings, so its own copy of T5-XXL "
+                                             "is not downloaded"},
             gated=True,
         ),
         Entry(
@@ -465,7 +468,7 @@ ENTRIES = {
             key="karlo-v1-alpha",
             repo="kakaobrain/karlo-v1-alpha",
             cls="UnCLIPPipeline",
-            title="Karlo v1 alpha: DALL·E 2's unCLIP design (prior → decoder → two super-resolution steps)",
+            title="Karlo v1 alpha: DALL·E 2's unCLIP design (prior → decoder → super-resolution on two UNets)",
             licence="CreativeML Open RAIL-M",
             licence_url="https://huggingface.co/kakaobrain/karlo-v1-alpha",
             paper="https://arxiv.org/abs/2204.06125",

@@ -9,7 +9,8 @@ sequence), so each view sees the others and they agree about the object; the cro
 per view; and each view gets its camera (a 4×4 camera-to-world matrix, flattened) through a small MLP whose
 output is added to the timestep embedding.
 
-Sampling follows the authors' diffusers port (ashawkey/mvdream_diffusers, read for behaviour, not copied): DDIM,
+Sampling follows the diffusers port the weights are published in (ashawkey/mvdream_diffusers by Jiaxiang Tang, not
+one of the MVDream authors; read for behaviour, not copied): DDIM,
 classifier-free guidance over [negative prompt × views, prompt × views] with the cameras repeated for both
 halves; ImageDream adds the CLIP image tokens (zeros in the unconditional half) and the input's VAE latent as one
 more frame with an all-zero camera (zeros in the unconditional half). Where we differ on purpose:
@@ -20,8 +21,10 @@ more frame with an all-zero camera (zeros in the unconditional half). Where we d
     the transparency;
   * the input is resized to the output size with antialiased bicubic filtering (the port: bilinear without
     antialiasing, to 256 px), which is closer to the original ImageDream preprocessing.
-The authors' scripts sample with guidance 5, 30 steps, elevation 0 and an empty negative prompt (ImageDream's
-original: elevation 5); the notebook uses those.
+The port's scripts sample with guidance 5, 30 steps, elevation 0 and an empty negative prompt, and the notebook uses
+those; the authors' own script (bytedance/MVDream scripts/t2i.py) samples at elevation 15, first camera at azimuth
+90, 50 steps, guidance 10, and ImageDream's original at elevation 5. ``joint_attention=False`` (in no published
+pipeline) lets every view attend only to itself, for the lesson's on/off comparison.
 """
 from __future__ import annotations
 
@@ -184,11 +187,17 @@ class MVDreamPipeline(DiffusionPipeline):
     def __call__(self, prompt: str, negative_prompt: str = "", num_inference_steps: int = 50,
                  guidance_scale: float = 7.0, elevation: float = 0.0, azimuth_start: float = 0.0,
                  num_frames: int = 4, height: int = 256, width: int = 256, camera: torch.Tensor | None = None,
-                 eta: float = 0.0, generator=None, latents=None, output_type: str = "pil", image=None):
+                 eta: float = 0.0, generator=None, latents=None, output_type: str = "pil", image=None,
+                 joint_attention: bool = True):
         """Returns a list of ``num_frames`` views (PIL images, or a numpy array [views, h, w, 3] in [0, 1] with
         ``output_type="np"``). ``camera`` overrides the circle of cameras given by elevation/azimuth_start.
-        ``image`` (ImageDream): the object to show; it rides along as one more frame with an all-zero camera."""
+        ``image`` (ImageDream): the object to show; it rides along as one more frame with an all-zero camera.
+        ``joint_attention=False``: each view's self-attention sees only its own tokens (the cameras stay), the
+        model's one change to SD's attention switched off — a setting it never saw in training."""
         self.check_inputs(prompt, height, width, num_frames, camera, image)
+        if not joint_attention and image is not None:
+            raise ValueError("joint_attention=False is for text → views: ImageDream's picture reaches the views only "
+                             "through the joint attention (it rides along as one more view)")
         device, dtype = self._execution_device, self.unet.dtype
         camera = cameras(num_frames, elevation, azimuth_start) if camera is None else camera
         frames = num_frames + (image is not None)
@@ -219,7 +228,8 @@ class MVDreamPipeline(DiffusionPipeline):
         for t in self.progress_bar(self.scheduler.timesteps):
             x = torch.cat([latents, latents]) if guided else latents
             x = self.scheduler.scale_model_input(x, t)
-            noise = self.unet(x, t, text, camera=camera, num_frames=frames, **extra)
+            # the UNet groups num_frames consecutive pictures into one object for its self-attention: 1 = each alone
+            noise = self.unet(x, t, text, camera=camera, num_frames=frames if joint_attention else 1, **extra)
             if guided:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + guidance_scale * (cond - uncond)

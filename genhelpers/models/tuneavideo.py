@@ -1,24 +1,40 @@
 """Tune-A-Video, written with stock diffusers parts: one-shot tuning of an image model on one clip.
 
 What we follow (Wu et al., "Tune-A-Video: One-Shot Tuning of Image Diffusion Models for Text-to-Video Generation",
-ICCV 2023; the authors' code at showlab/Tune-A-Video):
+ICCV 2023; the authors' code at showlab/Tune-A-Video, ``train_tuneavideo.py`` and ``configs/*.yaml``):
 
 * the Stable Diffusion UNet is *inflated*: its spatial layers run on every frame, and temporal attention layers are
   inserted after them — here through diffusers' ``UNetMotionModel.from_unet2d`` with a fresh ``MotionAdapter``
   (one motion layer per spatial layer, as diffusers requires; no mid-block module), whose output projections we
   set to zero (diffusers initialises them at random), so the inflated UNet begins exactly as the image model;
 * the spatial self-attention becomes **sparse-causal**: each frame's queries attend to the keys and values of the
-  *first* frame and of the *previous* frame (frame 0 attends to itself twice), which keeps appearance consistent
-  across frames at the cost of two frames' tokens instead of all;
+  *first* frame and of the *previous* frame only (frame 0 attends to itself twice; no later frame sees itself),
+  which keeps appearance consistent across frames at the cost of two frames' tokens instead of all;
 * only the attention **queries** of the spatial layers (self- and cross-attention ``to_q``) and the temporal
-  layers are trained, on the one clip and its caption, with the usual noise-prediction loss;
-* at inference the clip is **DDIM-inverted** with its caption (the tuned model run backwards from the clean latents
-  to noise) and that noise is the starting point for edited prompts, which keeps the original motion.
+  attention (its query, key, value and output projections) are trained, on the one clip and its caption, with the
+  usual noise-prediction loss; the temporal layers' normalisations stay frozen at their initial values, as the
+  authors' ``norm_temp`` does (their ``trainable_modules`` name only ``attn1.to_q``, ``attn2.to_q``, ``attn_temp``);
+* AdamW (weight decay 1e-2), constant learning rate 3e-5 (the notebook's default), gradient norm clipped at 1.0;
+* at inference the clip is **DDIM-inverted with the empty prompt**, as the authors' code does
+  (``ddim_inversion(..., prompt="")``): the tuned model run backwards from the clean latents to noise. That noise is
+  the starting point for edited prompts, which keeps the original motion; sampled forward with the same empty
+  prompt and no guidance, it gives the clip back (``invert_clip``).
 
-Deliberate differences: the temporal layers are AnimateDiff-style motion modules (attention + feed-forward with
-positional encodings) rather than the paper's bare temporal attention, because diffusers ships them. The paper
-trains its temporal attention fully; we train the motion modules' attention and projections and leave their
-feed-forward layers as initialised (the paper's layers have none, and training them too would not fit a T4).
+Deliberate differences:
+
+* the temporal layers are AnimateDiff-style motion modules (two temporal self-attentions + a feed-forward, with
+  positional encodings) rather than the paper's single bare temporal attention, because diffusers ships them. We
+  train their attention projections and also their ``proj_in``/``proj_out`` linear layers, which the authors'
+  layer does not have: ``proj_out`` is the layer we zero so the model starts as the image model, and a zeroed
+  output layer must be trained or the temporal path never switches on. Their feed-forward layers stay as
+  initialised (the paper's layers have none, and training them too would not fit a T4);
+* the authors' layer zeroes only its output weight (its bias keeps a random start), so their inflated model starts
+  close to, not exactly at, the image model; ours zeroes weight and bias;
+* the clip's latents are the VAE's mean, not a sample from it (deterministic: the same clip gives the same
+  latents, so runs and the inversion repeat exactly);
+* sizes, for one T4: SD 1.5 instead of the authors' v1-4, 8 frames at 256² instead of 24 at 512², 200 tuning
+  steps instead of 500, and edits sampled at guidance 7.5 instead of 12.5 (the notebook's parameters; the paper's
+  values are one change away).
 """
 from __future__ import annotations
 
@@ -159,12 +175,24 @@ def _count(count: FrameCount, args, kwargs):
     count.frames = sample.shape[2]
 
 
+# what Tune-A-Video trains inside a motion module: the temporal attentions' projections (the authors' attn_temp)
+# and our proj_in/proj_out (see the docstring); never its norms (the authors' norm_temp stays frozen) or feed-forward
+TEMPORAL_TRAINED = (".attn1.", ".attn2.", ".proj_in.", ".proj_out.")
+
+
+def is_trained(name: str) -> bool:
+    """Does Tune-A-Video train the parameter called ``name`` (a name of the inflated UNet or of the adapter)?"""
+    if "motion_modules" in name:
+        return any(part in name for part in TEMPORAL_TRAINED)
+    return ".attn1.to_q." in name or ".attn2.to_q." in name
+
+
 def trainable(unet) -> list:
-    """Mark what Tune-A-Video trains (spatial attention queries; the temporal layers' attention and projections) and
-    freeze the rest; returns the trainable parameters."""
+    """Mark what Tune-A-Video trains (spatial attention queries; the temporal attention and the motion modules'
+    in/out projections, not their norms or feed-forward) and freeze the rest; returns the trainable parameters."""
     out = []
     for name, p in unet.named_parameters():
-        train = ("motion_modules" in name and ".ff." not in name) or ".attn1.to_q." in name or ".attn2.to_q." in name
+        train = is_trained(name)
         p.requires_grad_(train)
         if train:
             out.append(p)
@@ -188,6 +216,9 @@ def per_frame(text, latents):
     each frame (AnimateDiff's pipeline does the same)."""
     frames = latents.shape[2]
     return text.repeat_interleave(frames, dim=0) if text.shape[0] == latents.shape[0] else text
+
+
+MAX_GRAD_NORM = 1.0  # train_tuneavideo.py: accelerator.clip_grad_norm_(unet.parameters(), max_grad_norm=1.0)
 
 
 def train(unet, latents, text, scheduler, steps: int, learning_rate: float, seed: int = 0, eight_bit: bool = False,
@@ -240,6 +271,8 @@ def train(unet, latents, text, scheduler, steps: int, learning_rate: float, seed
         loss = loss_at(torch.randint(0, n, (1,), generator=g), torch.randn(latents.shape, generator=g))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # (a no-op without CUDA) so the clipping sees the true gradients
+        torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)  # the authors' max_grad_norm
         scaler.step(optimizer)
         scaler.update()
         losses.append(loss.item())
@@ -255,8 +288,9 @@ def train(unet, latents, text, scheduler, steps: int, learning_rate: float, seed
 
 def invert(unet, latents, text, scheduler_config, steps: int, progress: bool = True):
     """DDIM inversion: run the deterministic sampler backwards from the clean clip latents to noise, conditioned on
-    the caption (no guidance). Sampling forward from that noise with the caption gives the clip back; with an
-    edited prompt, the same motion with the edit. Pair it with ``sampler(config)`` (the same steps, no clipping)."""
+    ``text`` (no guidance). Sampling forward from that noise with the same conditioning and no guidance gives the
+    clip back; with an edited prompt, the same motion with the edit. Pair it with ``sampler(config)`` (the same
+    steps, no clipping). ``invert_clip`` chooses the conditioning as the authors do (the empty prompt)."""
     import torch
     from diffusers import DDIMInverseScheduler
     from tqdm.auto import tqdm
@@ -271,6 +305,28 @@ def invert(unet, latents, text, scheduler_config, steps: int, progress: bool = T
         for t in tqdm(inverse.timesteps, desc="DDIM inversion", disable=not progress):
             x = inverse.step(unet(x, t, encoder_hidden_states=text).sample, t, x).prev_sample
     return x
+
+
+INVERSION_PROMPT = ""  # the authors invert with the empty prompt (train_tuneavideo.py, tuneavideo/util.py)
+
+
+def encode_prompt(pipe, prompt: str):
+    """The text encoder's per-token embedding of ``prompt`` (padded to the tokenizer's 77), as the UNet reads it."""
+    import torch
+
+    device = pipe.text_encoder.device
+    ids = pipe.tokenizer(prompt, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True,
+                         return_tensors="pt").input_ids.to(device)
+    with torch.no_grad():
+        return pipe.text_encoder(ids)[0]
+
+
+def invert_clip(pipe, unet, latents, scheduler_config, steps: int, prompt: str = INVERSION_PROMPT,
+                progress: bool = True):
+    """The clip's starting noise as the authors compute it: DDIM inversion conditioned on the empty prompt. The
+    exact way back is the sampler with the same (empty) prompt at guidance 1 (one pass, no guidance)."""
+    text = encode_prompt(pipe, prompt).to(latents.device, unet.dtype)
+    return invert(unet, latents, text, scheduler_config, steps, progress=progress)
 
 
 def sampler(scheduler_config):
@@ -296,7 +352,7 @@ def counts(key: str = "sd15") -> dict:
                                 use_motion_mid_block=False, motion_num_attention_heads=8,
                                 motion_norm_num_groups=config["norm_num_groups"], motion_max_seq_length=32)
         unet = published.meta_model(key, "unet")
-    temporal = sum(p.numel() for n, p in adapter.named_parameters() if ".ff." not in n)
+    temporal = sum(p.numel() for n, p in adapter.named_parameters() if is_trained(n))
     queries = sum(m.to_q.weight.numel() for n, m in unet.named_modules() if n.endswith(("attn1", "attn2")))
     base = sum(catalog.ENTRIES[key].params.values())
     return {"base": base, "temporal_layers": sum(p.numel() for p in adapter.parameters()),

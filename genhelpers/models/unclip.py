@@ -1,9 +1,10 @@
 """DALL·E 2's unCLIP design, made visible with Karlo (diffusers' UnCLIPPipeline / UnCLIPImageVariationPipeline).
 
 unCLIP generates in two hops through CLIP's embedding space: a *prior* turns the caption's CLIP **text**
-embedding into a CLIP **image** embedding, then a *decoder* paints a 64-px picture from that image embedding
-(plus the caption's tokens), and two super-resolution UNets bring it to 256 px. The pipelines do all of it in one
-call; these helpers only let a notebook look at what passes between the hops:
+encoding (its pooled embedding and the per-token states) into a CLIP **image** embedding, then a *decoder* paints
+a 64-px picture from that image embedding (plus the caption's tokens), and one super-resolution stage brings it to
+256 px (Karlo splits it over two UNets: the first runs all steps but the last, the second only the last). The
+pipelines do all of it in one call; these helpers only let a notebook look at what passes between the hops:
 
 * ``capture_embeddings(pipe)``: while the pipeline runs, keep the image embedding the prior handed to the decoder
   and the caption's text embedding (read at the decoder's text_proj, where the two meet: Karlo's published

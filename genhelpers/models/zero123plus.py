@@ -19,7 +19,9 @@ being denoised only); the unconditional reference is the zero image encoded the 
 ControlNet's image is given in [-1, 1] with a conditioning scale of 0.75; the scheduler always uses trailing
 timestep spacing; guidance ≤ 1 runs the conditional branch alone; ``output_type="latent"`` returns the latents
 after the latent un-scaling. Where we differ on purpose: every random draw (reference latent sample, the noise
-added to it, the starting noise) comes from the caller's generator, so a seed reproduces a result.
+added to it, the starting noise) comes from the caller's generator, so a seed reproduces a result; and
+``reference_attention=False`` (not in the authors' pipeline) skips the reference pass, for the lesson's on/off
+comparison, while drawing the same random numbers.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ from PIL import Image
 
 from ..outputs.images import flatten_alpha
 
-# Camera of each view, row by row, relative to the input view (degrees). v1.1's field of view is not published.
+# Camera of each view, row by row (degrees): azimuth relative to the input view, elevation absolute (the authors'
+# README, "Camera Parameters"). v1.1's field of view is not published.
 CAMERAS = {
     "v1.1": {"azimuth": [30, 90, 150, 210, 270, 330], "elevation": [30, -20, 30, -20, 30, -20], "fov": None},
     "v1.2": {"azimuth": [30, 90, 150, 210, 270, 330], "elevation": [20, -10, 20, -10, 20, -10], "fov": 30},
@@ -203,8 +206,9 @@ class Zero123PlusPipeline(DiffusionPipeline):
         latents = latents * self.scheduler.init_noise_sigma
         for t in self.progress_bar(self.scheduler.timesteps):
             model_in = self.scheduler.scale_model_input(torch.cat([latents] * branches), t)
+            # drawn even with reference attention off, so the switch changes nothing else (same random stream)
+            noise = torch.randn(ref_latents.shape, generator=generator, dtype=torch.float32).to(device, dtype)
             if reference_attention:  # record the noised reference at this timestep
-                noise = torch.randn(ref_latents.shape, generator=generator, dtype=torch.float32).to(device, dtype)
                 ref_in = self.scheduler.scale_model_input(
                     self.scheduler.add_noise(ref_latents, noise, t.reshape(1)), t)
                 self.reference.mode = "write"

@@ -23,7 +23,6 @@ def collection(tmp_path_factory):
     return out, {r["notebook"]: r for r in report["results"]}
 
 
-
 def _bad_input_rows():
     """(notebook, override) of every row of every notebook test module's ``BAD_INPUTS`` table."""
     import importlib

@@ -57,12 +57,58 @@ def test_sparsectrl_records_its_key_frames(video_run):
     assert [m["class"] for m in side["models"]] == ["AnimateDiffPipeline", "SparseControlNetModel"]
 
 
+def test_animatediff_is_compared_with_its_motion_modules_bypassed(video_run):
+    out, _ = video_run
+    side = json.loads((out / "animatediff" / "motion_on_off_000.json").read_text())["generation"]
+    assert side["rows"] == ["with the motion module", "motion module bypassed"]
+    assert side["modules_bypassed"] > 0 and side["frames_shown"] == [0, 5, 10, 15]
+    assert set(side["frame_change"]) == set(side["rows"])
+    assert Image.open(out / "animatediff" / "motion_on_off_000.png").size == (4 * 64, 2 * 64)
+
+
+def test_bypassed_motion_modules_leave_sd15_frame_by_frame(twins, cpu_runtime):
+    """The notebook's claim: a motion module adds its output to its input, so one that hands its input back takes
+    itself out, and the motion UNet is then the SD 1.5 UNet applied to each frame alone."""
+    import torch
+
+    import genhelpers
+
+    pipe = genhelpers.load("tiny:sd15", cpu_runtime, memory=None, quiet=True, pipeline="AnimateDiffPipeline",
+                           motion_adapter="tiny:animatediff-motion-adapter-v1-5-2")
+    image = genhelpers.load("tiny:sd15", cpu_runtime, memory=None, quiet=True).unet
+    frames = 3
+    x = torch.randn(1, 4, frames, 8, 8, generator=torch.Generator().manual_seed(0))
+    text = torch.randn(1, 77, image.config.cross_attention_dim, generator=torch.Generator().manual_seed(1))
+    per_frame = text.repeat_interleave(frames, dim=0)  # the motion UNet reads the prompt once per frame
+    modules = [m for n, m in pipe.unet.named_modules() if n.rsplit(".", 2)[-2:-1] == ["motion_modules"]]
+    with torch.no_grad():
+        moving = pipe.unet(x, 10, encoder_hidden_states=per_frame).sample
+        for m in modules:
+            m.forward = lambda hidden_states, *args, **kwargs: hidden_states
+        bypassed = pipe.unet(x, 10, encoder_hidden_states=per_frame).sample
+        for f in range(frames):
+            alone = image(x[:, :, f], 10, encoder_hidden_states=text).sample
+            assert torch.allclose(bypassed[:, :, f], alone, atol=1e-5)
+    assert modules and not torch.allclose(moving, bypassed, atol=1e-4)
+
+
+def test_svd_is_compared_across_motion_bucket_id(video_run):
+    """Section 5: first, middle and last frame of a clip per motion_bucket_id of motion_sweep, with the measured
+    frame-to-frame change recorded."""
+    out, _ = video_run
+    sweep = PROFILES["svd"]["smoke"]["motion_sweep"]
+    side = json.loads((out / "svd" / "motion_sweep_000.json").read_text())["generation"]
+    assert side["motion_bucket_id"] == sweep and side["frames_shown"] == [0, 7, 13]
+    assert len(side["frame_change"]) == len(sweep) and all(v >= 0 for v in side["frame_change"])
+    assert Image.open(out / "svd" / "motion_sweep_000.png").size == (3 * 112, len(sweep) * 64)
+
+
 def test_animatediff_without_sparsectrl(tmp_path):
     result = run_notebook(NOTEBOOKS / "animatediff.ipynb", {**PROFILES["animatediff"]["smoke"], "sparsectrl": False},
                           tmp_path)
     assert result["status"] == "passed", result.get("error")
     assert result["outputs"] == ["animatediff.gif", "animatediff.json", "animatediff.mp4", "animatediff_strip.json",
-                                 "animatediff_strip.png"]
+                                 "animatediff_strip.png", "motion_on_off_000.json", "motion_on_off_000.png"]
 
 
 def test_sparsectrl_rgb_with_given_key_frames(tmp_path):

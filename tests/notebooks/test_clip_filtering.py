@@ -33,6 +33,17 @@ def test_clip_filtering_meets_its_smoke_floors(filtering_run):
     assert hist["zero_shot_accuracy"] >= 0.9 and hist["wrong"] == round(0.3 * 360)
 
 
+def test_precision_of_removal_follows_the_base_rate(filtering_run):
+    """The base-rate lesson, measured at the smoke size: the same model and the same loss budget on pools with
+    10 %, 30 % and 50 % wrong captions; the precision of removal rises with the share of wrong pairs."""
+    out, _ = filtering_run
+    rows = json.loads((out / "clip_filtering" / "base_rates_000.json").read_text())["generation"]["by_wrong_share"]
+    assert list(rows) == ["0.1", "0.3", "0.5"]
+    precision = [rows[k]["precision"] for k in rows]
+    assert precision[0] < precision[1] < precision[2], rows
+    assert all(r["loss_right"] <= 0.05 for r in rows.values())
+
+
 def test_clip_filtering_real_route_on_a_folder_of_pairs(tmp_path):
     pairs = tmp_path / "pairs"
     pairs.mkdir()

@@ -55,3 +55,11 @@ def test_dalle_tokens_refuses_pickles_without_the_opt_in(tmp_path, monkeypatch):
     params = {**PROFILES["dalle_tokens"]["smoke"], "allow_pickle": False}
     result = run_notebook(NOTEBOOKS / "dalle_tokens.ipynb", params, tmp_path / "out")
     assert_stopped(result, tmp_path / "out", "ParameterError", "set allow_pickle=True", "dvae.load(")
+
+
+def test_damage_is_measured_against_the_share_of_random_tokens(dalle_run):
+    out, _ = dalle_run
+    smoke = PROFILES["dalle_tokens"]["smoke"]
+    side = json.loads((out / "dalle_tokens" / "noise_sweep_000.json").read_text())["generation"]
+    assert side["noise_fractions"] == smoke["noise_fractions"]
+    assert len(side["psnr_vs_reconstruction_db"]) == len(smoke["noise_fractions"])

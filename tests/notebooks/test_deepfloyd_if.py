@@ -39,6 +39,35 @@ def test_deepfloyd_if_three_stages_each_saved_with_its_facts(if_run):
 
 
 
+def test_stage_one_is_compared_with_and_without_thresholding_and_stage_two_across_noise(if_run):
+    """Section 2's three stage I runs (dynamic thresholding, plain clipping, neither) and section 3's stage II runs
+    from the same 64 px image, each saved as a labelled strip."""
+    from .common import PROFILES
+
+    out, _ = if_run
+    folder = out / "deepfloyd_if"
+    strip = json.loads((folder / "thresholding_grid.json").read_text())["generation"]
+    assert strip["labels"] == ["dynamic thresholding (published)", "plain clipping to ±1", "neither"]
+    assert Image.open(folder / "thresholding_grid.png").size == (3 * 16, 16)
+    sweep = json.loads((folder / "stage_II_noise_sweep_000.json").read_text())["generation"]
+    levels = PROFILES["deepfloyd_if"]["smoke"]["noise_sweep_2"]
+    assert sweep["noise_level_2"] == levels
+    assert len(list(folder.glob("stage_II_noise_sweep_0*.png"))) == len(levels)
+    assert Image.open(folder / "stage_II_noise_sweep_000.png").size == (64, 64)
+
+
+def test_stage_two_never_loads_a_text_encoder(twins, cpu_runtime):
+    """The IF-II repositories ship their own T5-XXL; stage II is given stage I's embeddings, so the catalog skips
+    it and the loader hands text_encoder=None to diffusers (as diffusers' own IF recipe does)."""
+    import genhelpers
+    from genhelpers.hub import catalog
+
+    assert "text_encoder" in catalog.ENTRIES["if-ii-l"].skip
+    two = genhelpers.load("tiny:if-ii-l", cpu_runtime, memory=None, quiet=True)
+    assert two.text_encoder is None and "text_encoder" in two.genhelpers_info["skipped"]
+    assert two.tokenizer is not None  # (the tokenizer stays: the pipeline's own prompt path needs it)
+
+
 BAD_INPUTS = [("deepfloyd_if", override, "ParameterError", evalue, "genhelpers.check(") for override, evalue in [
     ({"stage_2": None}, "stage_3='tiny:sd-x4-upscaler' needs stage_2"),
     ({"noise_level_3": 400}, "noise_level_3=400 must be a whole number from 0 to 350"),

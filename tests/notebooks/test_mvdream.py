@@ -31,7 +31,7 @@ def test_mvdream_four_views_grid_turntable_and_cameras(mvdream_run):
     assert Image.open(folder / "view_grid.png").size == (512, 512)  # 2×2
     side = json.loads((folder / "view_002.json").read_text())
     camera = side["generation"]["cameras"][2]
-    assert camera["azimuth_deg"] == 180 and camera["elevation_deg"] == 0  # the authors' port setting
+    assert camera["azimuth_deg"] == 180 and camera["elevation_deg"] == 0  # the diffusers port's setting
     published = json.loads((REFERENCE / "mvdream" / "camera_reference.json").read_text())
     assert camera["camera_to_world"] == pytest.approx(published["imagedream_extra_view_example"]["matrix_5x16"][2],
                                                       abs=1e-6)
@@ -40,6 +40,13 @@ def test_mvdream_four_views_grid_turntable_and_cameras(mvdream_run):
     gif = Image.open(folder / "turntable.gif")
     assert gif.n_frames == 4 and gif.size == (256, 256)
 
+
+
+def test_mvdream_views_with_and_without_joint_attention(mvdream_run):
+    out, _ = mvdream_run
+    side = json.loads((out / "mvdream" / "joint_on_off_000.json").read_text())["generation"]
+    assert side["rows"] == ["joint multi-view attention", "each view alone"]
+    assert Image.open(out / "mvdream" / "joint_on_off_000.png").size == (4 * 256, 2 * 256)
 
 
 def test_imagedream_through_the_same_notebook(tmp_path):

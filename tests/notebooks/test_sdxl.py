@@ -53,6 +53,35 @@ def test_sdxl_smoke_with_refiner(smoke_run):
     assert (out / "report.json").is_file() and "| sdxl | smoke | passed |" in (out / "report.md").read_text()
 
 
+def test_the_base_alone_is_compared_with_each_hand_over_point(smoke_run):
+    """Section 5: the base alone next to base + refiner at each refiner_sweep value, one image each, with the
+    step split printed and recorded."""
+    out, _ = smoke_run
+    smoke = PROFILES["sdxl"]["smoke"]
+    side = json.loads((out / "sdxl" / "refiner_sweep_grid.json").read_text())["generation"]
+    assert side["labels"][0] == "base only" and len(side["labels"]) == 1 + len(smoke["refiner_sweep"])
+    assert all(a + b == smoke["steps"] for a, b in side["splits"].values())
+    assert Image.open(out / "sdxl" / "refiner_sweep_grid.png").size == (len(side["labels"]) * smoke["width"],
+                                                                       smoke["height"])
+
+
+def test_the_hand_over_is_a_cut_on_the_noise_scale_32_plus_8_at_40_steps(twins, cpu_runtime):
+    """The lesson's numbers, counted in diffusers itself: with SDXL's scheduler (the twin's is the published
+    EulerDiscrete, leading spacing), 40 steps and high_noise_frac 0.8, the base runs 32 steps and the refiner 8."""
+    import genhelpers
+
+    base = genhelpers.load("tiny:sdxl-base", cpu_runtime, memory=None, quiet=True)
+    refiner = genhelpers.load("tiny:sdxl-refiner", cpu_runtime, memory=None, quiet=True,
+                              text_encoder_2=base.text_encoder_2, vae=base.vae)
+    calls = {"base": 0, "refiner": 0}
+    base.unet.register_forward_pre_hook(lambda *a: calls.__setitem__("base", calls["base"] + 1))
+    refiner.unet.register_forward_pre_hook(lambda *a: calls.__setitem__("refiner", calls["refiner"] + 1))
+    args = dict(prompt="a fox", num_inference_steps=40, guidance_scale=1.0)  # guidance off: one UNet call a step
+    latents = base(**args, height=64, width=64, denoising_end=0.8, output_type="latent").images
+    refiner(**args, image=latents, denoising_start=0.8, output_type="latent")
+    assert calls == {"base": 32, "refiner": 8}
+
+
 def test_sdxl_smoke_without_refiner(tmp_path):
     params = {**PROFILES["sdxl"]["smoke"], "refiner": None, "num_images": 1}
     result = run_notebook(NOTEBOOKS / "sdxl.ipynb", params, tmp_path)

@@ -33,7 +33,25 @@ def test_stable_diffusion_three_models_same_seeds_and_a_guidance_sweep(sd_run):
         assert set(gen["parameters_per_part"]) == {"text_encoder", "unet", "vae"}
     sweep = json.loads((folder / "guidance_sweep_000.json").read_text())["generation"]
     assert sweep["guidance"] == smoke["guidance_sweep"] and len(sweep["clip_scores"]) == len(smoke["guidance_sweep"])
-    assert Image.open(folder / "guidance_sweep_grid.png").size == (64 * len(smoke["guidance_sweep"]), 64)
+    # first the prompt-free picture (an empty prompt at 1.0, since diffusers switches guidance off at ≤ 1)
+    assert sweep["first"]["prompt"] == "" and sweep["first"]["guidance"] == 1.0
+    assert Image.open(folder / "guidance_sweep_grid.png").size == (64 * (len(smoke["guidance_sweep"]) + 1), 64)
+
+
+def test_the_unet_grows_only_with_the_cross_attention_width(sd_run):
+    """The summary's counts, made on the meta device from the recorded configs: SD 1.5's UNet with only
+    cross_attention_dim 768 → 1024 has exactly SD 2.1's parameter count; linear projections and 2.1's head sizes
+    add none."""
+    import nbformat
+
+    out, _ = sd_run
+    nb = nbformat.read(out / "stable_diffusion.ipynb", as_version=4)
+    summary = next(c for c in nb.cells if c.source.startswith("# NBVAL_CHECK_OUTPUT"))
+    text = "".join(o.get("text", "") for o in summary.outputs)
+    assert "UNet, SD 1.5 as published: 859,520,964 parameters" in text
+    assert "UNet, cross_attention_dim 768 → 1024: 865,910,724 parameters" in text
+    assert "UNet, linear projections and 2.1's head sizes: 859,520,964 parameters" in text
+    assert "UNet, SD 2.1 as published: 865,910,724 parameters" in text
 
 
 

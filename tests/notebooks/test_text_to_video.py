@@ -21,6 +21,20 @@ def test_text_to_video_modelscope_clip(t2v_run):
     assert set(side["generation"]["parameters"]) == {"unet", "vae", "text_encoder"}
 
 
+def test_the_attention_costs_are_counted_in_the_summary(t2v_run):
+    """The lesson's table at each family's published shape: ModelScope's factorised attention (16 × 1,024
+    tokens, then 1,024 × 16) against CogVideoX's one full-3D call over 13 × 30 × 45 patches + 226 text tokens."""
+    import nbformat
+
+    out, _ = t2v_run
+    nb = nbformat.read(out / "text_to_video.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.source.startswith("# NBVAL_CHECK_OUTPUT")
+                   for o in c.outputs)
+    assert "ModelScope, 16 × 256²: spatial: 16,777,216" in text
+    assert "ModelScope, 16 × 256²: temporal: 262,144" in text
+    assert f"CogVideoX, 49 × 480×720: full 3D: {(13 * 30 * 45 + 226) ** 2:,}" in text
+
+
 def test_text_to_video_cogvideox_and_zeroscope_twins(tmp_path):
     smoke = PROFILES["text_to_video"]["smoke"]
     cog = run_notebook(NOTEBOOKS / "text_to_video.ipynb", {**smoke, "model": "tiny:cogvideox-2b", "frames": 9},

@@ -29,7 +29,25 @@ def test_tune_a_video_trains_then_reconstructs_and_edits(tav_run):
         assert Image.open(folder / f"{stem}.gif").n_frames == smoke["frames"]
         assert Image.open(folder / f"{stem}.gif").size == (smoke["size"], smoke["size"])
     assert json.loads((folder / "edit1.json").read_text())["generation"]["prompt"] == smoke["edits"][1]
-    assert "psnr_db" in json.loads((folder / "reconstruction.json").read_text())["generation"]
+    reconstruction = json.loads((folder / "reconstruction.json").read_text())["generation"]
+    assert "psnr_db" in reconstruction
+    # the authors' round trip: inverted with the empty prompt, rendered back with it at guidance 1 (guidance off)
+    assert reconstruction["prompt"] == "" and reconstruction["guidance"] == 1.0
+
+
+def test_the_first_edit_is_rendered_before_and_after_tuning(tav_run):
+    """The comparison the method rests on: the untuned inflated model (the image model, frame by frame) against
+    the tuned one, from the same kind of inverted noise, under the training clip."""
+    out, result = tav_run
+    smoke = PROFILES["tune_a_video"]["smoke"]
+    folder = out / "tune_a_video"
+    untuned = json.loads((folder / "edit0_untuned.json").read_text())["generation"]
+    assert untuned == {"prompt": smoke["edits"][0], "tuned": False}
+    assert Image.open(folder / "edit0_untuned.gif").n_frames == smoke["frames"]
+    grid = json.loads((folder / "before_after_tuning_000.json").read_text())["generation"]
+    assert grid["rows"] == ["training clip", "first edit, untuned", "first edit, tuned"]
+    assert Image.open(folder / "before_after_tuning_000.png").size == (smoke["frames"] * smoke["size"],
+                                                                      3 * smoke["size"])
 
 
 

@@ -29,3 +29,13 @@ def test_unclip_text_to_image_variations_and_a_walk(unclip_run):
     assert set(walk["cosines"]) >= {"prior image embedding · caption text embedding"}
     models = json.loads((folder / "variations_000.json").read_text())["models"]
     assert "decoder" in json.dumps(models)  # the variations pipeline records the borrowed components
+
+
+def test_unclip_decodes_without_the_prior_for_comparison(unclip_run):
+    """DALL·E 2's ablation: the caption's text embedding decoded as if it were an image embedding, beside the
+    prior's image embedding, each picture's CLIP cosine to the caption recorded."""
+    out, _ = unclip_run
+    side = json.loads((out / "unclip" / "without_prior_000.json").read_text())["generation"]
+    assert side["left_right"] == ["prior's image embedding", "caption's text embedding (no prior)"]
+    assert len(side["cosine_to_caption"]) == 2 and all(-1 <= c <= 1 for c in side["cosine_to_caption"])
+    assert Image.open(out / "unclip" / "without_prior_000.png").size == (2 * 64, 64)

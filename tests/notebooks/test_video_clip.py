@@ -27,3 +27,12 @@ def test_video_clip_alpha_curve_meets_its_smoke_floors(video_clip_run):
     assert interior >= curve["unseen"][-1] and interior >= curve["unseen"][0] + 0.2, curve
     real = json.loads((out / "video_clip" / "real_route.json").read_text())["generation"]
     assert len(real["xclip"]) == len(real["labels"]) and abs(sum(real["xclip"]) - 1) < 1e-3
+
+
+def test_reversed_clips_change_nothing_for_frame_averaged_clip(video_clip_run):
+    """The direction test: at α = 0 the video model is frame-averaged CLIP, so a clip played backwards gets
+    exactly the same prediction (the sidecar records both α's)."""
+    out, _ = video_clip_run
+    by_alpha = json.loads((out / "video_clip" / "reversed_000.json").read_text())["generation"]["by_alpha"]
+    assert by_alpha["0.0"] == {"flipped": 0.0, "unchanged": 1.0}
+    assert all(0 <= r["flipped"] <= 1 for r in by_alpha.values())

@@ -37,6 +37,13 @@ def test_zero123plus_six_views_with_cameras(zero123_run):
     assert set(side["parameters"]) == set(parameter_names(nbformat.read(NOTEBOOKS / "zero123plus.ipynb", as_version=4)))
 
 
+def test_zero123plus_views_with_and_without_reference_attention(zero123_run):
+    out, _ = zero123_run
+    side = json.loads((out / "zero123plus" / "reference_on_off_000.json").read_text())["generation"]
+    assert (side["left"], side["right"]) == ("reference attention on", "reference attention off")
+    assert Image.open(out / "zero123plus" / "reference_on_off_000.png").size == (2 * 640, 960)
+
+
 def test_zero123plus_v11_with_depth_controlnet(tmp_path):
     params = {**PROFILES["zero123plus"]["smoke"], "model": "tiny:zero123plus-v1.1", "controlnet": True,
               "allow_pickle": True}  # v1.1 is published as pickles

@@ -15,6 +15,7 @@ import functools
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from ..platform.folders import cache_dir
@@ -158,6 +159,7 @@ def build(key: str, root: str | os.PathLike | None = None, force: bool = False) 
     folder = folder_of(key, root)
     root = folder.parent
     if folder.is_dir() and not force:
+        os.utime(folder)  # in use: kept by the pruning below
         return folder
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
@@ -173,8 +175,12 @@ def build(key: str, root: str | os.PathLike | None = None, force: bool = False) 
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    for old in root.glob(f"{key}-*"):  # the same twin built from other code: never read again
-        if old != folder and old.is_dir() and old.name[len(key) + 1:].isalnum() and len(old.name) == len(folder.name):
+    # the same twin built from other code and unused for a week. Not sooner: another environment sharing this
+    # cache (the Kaggle-image rehearsal, another checkout) has its own fingerprint and is reading its folder now
+    week_ago = time.time() - 7 * 24 * 3600
+    for old in root.glob(f"{key}-*"):
+        if (old != folder and old.is_dir() and old.name[len(key) + 1:].isalnum()
+                and len(old.name) == len(folder.name) and old.stat().st_mtime < week_ago):
             shutil.rmtree(old, ignore_errors=True)
     return folder
 

@@ -217,7 +217,8 @@ def _safetensors(allow_pickle: bool):
 
 def _components_by_variant(path, cls, only, supplied, var, dtype, allow_pickle, folders):
     """Published folders are not uniform: openai/shap-e keeps some components' safetensors only as fp16, and
-    its renderer's safetensors only in a folder model_index.json does not name (``renderer/``). diffusers takes
+    the folder diffusers reads its renderer from (``shap_e_renderer/``) holds only a pickle, while the same
+    renderer's safetensors sit in ``renderer/`` (the catalog's ``component_folders``). diffusers takes
     one variant for the whole pipeline, so a component whose files differ is loaded here on its own, with the
     variant (and folder) that exists, and handed to the pipeline. Returns (pipeline variant, {name: model})."""
     import json

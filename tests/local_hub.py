@@ -159,6 +159,19 @@ class Hub:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    def point_client(self, monkeypatch, hub_cache) -> None:
+        """The real huggingface_hub client, online, talking to this hub with the cache ``hub_cache`` and no
+        token (for the rest of the test)."""
+        import huggingface_hub.constants as c
+
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(c, "ENDPOINT", self.url)
+        monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", self.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(c, "HF_HUB_CACHE", str(hub_cache))
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()

@@ -2,9 +2,7 @@
 published pickles (and its opt-in), every conditioning input alive on the twins, the drawn pose pictures, and the
 download of exactly the published files from a local hub."""
 import json
-import math
 import shutil
-import zlib
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from PIL import Image
 import genhelpers
 from genhelpers.errors import ParameterError
 
+from . import fixture_rule
 from .conftest import REFERENCE
 
 FIXTURE = json.loads((REFERENCE / "animate_anyone" / "moore_tiny_fixture.json").read_text())
@@ -22,22 +21,8 @@ FACTS = json.loads((REFERENCE / "animate_anyone" / "facts.json").read_text())
 
 # ------------------------------------------------------------------------------- the authors' forward, pinned
 def rule_weights(shapes: dict, tag: str) -> dict:
-    """The fixture's deterministic weight rule, written from its description (moore_tiny_fixture.json)."""
-    out = {}
-    for key, shape in shapes.items():
-        if key.endswith("pos_encoder.pe"):
-            continue
-        g = torch.Generator().manual_seed(zlib.crc32(f"{tag}:{key}".encode()))
-        x = torch.randn(tuple(shape), generator=g, dtype=torch.float32)
-        owner = key.rsplit(".", 2)[-2]
-        if len(shape) == 1 and "norm" in owner and key.endswith(".weight"):
-            x = 1 + 0.1 * x
-        elif len(shape) == 1:
-            x = 0.1 * x
-        else:
-            x = x / math.sqrt(math.prod(shape[1:]))
-        out[key] = x
-    return out
+    """moore_tiny_fixture.json's rule (tests/fixture_rule.py); the motion modules' sinusoidal tables are computed."""
+    return fixture_rule.rule_weights(shapes, tag, skip_suffixes=("pos_encoder.pe",))
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +350,6 @@ TREES = json.loads((REFERENCE / "animate_anyone" / "hub_trees.json").read_text()
 @pytest.fixture
 def hub(twins, tmp_path, monkeypatch):
     """A local hub serving the five repositories' listings with the twins' bytes, to the real client."""
-    import huggingface_hub.constants as c
 
     from genhelpers.hub.weights import twin_folder
     from genhelpers.models import animate_anyone_weights as aw
@@ -382,11 +366,7 @@ def hub(twins, tmp_path, monkeypatch):
               "lllyasviel/control_v11p_sd15_openpose": twin_folder("controlnet-openpose"), "h94/IP-Adapter": h94}
     with Hub({r: {"files": t["files"]} for r, t in TREES.items()}, served) as h:
         h.twin_configs = configs
-        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-        monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(c, "ENDPOINT", h.url)
-        monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", h.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
+        h.point_client(monkeypatch, tmp_path / "hub")
         monkeypatch.setenv("GENHELPERS_CACHE", str(tmp_path / "cache"))
         yield h
 

@@ -253,19 +253,13 @@ def served(tryon_twins, monkeypatch, tmp_path):
     twins have the file, placeholders elsewhere (a placeholder can never load)."""
     import sys
 
-    import huggingface_hub.constants as c
 
     listing = json.loads((REFERENCE / "hub_tree_additions.json").read_text())["new_repos"]
     repos = {r: {"files": listing[r]["files"], "gated": False} for r in
              ("stable-diffusion-v1-5/stable-diffusion-inpainting", "stabilityai/sd-vae-ft-mse", "zhengchong/CatVTON")}
     twins = dict(zip(repos, (tryon_twins[k] for k in KEYS), strict=True))
     with Hub(repos, twins) as hub:
-        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-        monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(c, "ENDPOINT", hub.url)
-        monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
-        monkeypatch.delenv("HF_TOKEN", raising=False)
+        hub.point_client(monkeypatch, tmp_path / "hub")
         monkeypatch.setitem(sys.modules, "kaggle_secrets", None)
         monkeypatch.setitem(sys.modules, "google.colab", None)
         yield hub

@@ -42,15 +42,8 @@ def online(hub, monkeypatch, tmp_path):
     """The real client, pointed at the local hub, with an empty cache and no token."""
     import sys
 
-    import huggingface_hub.constants as c
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(c, "ENDPOINT", hub.url)
-    monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    hub.point_client(monkeypatch, tmp_path / "hub")
     monkeypatch.setitem(sys.modules, "kaggle_secrets", None)
     monkeypatch.setitem(sys.modules, "google.colab", None)
     hub.requests.clear()

@@ -18,6 +18,7 @@ from genhelpers.models import motiondirector as md
 from genhelpers.models import motiondirector_lora as mdl
 
 from .conftest import REFERENCE
+from .fixture_rule import rule_weights  # tiny_lora_fixture.json's rule
 
 FACTS = json.loads((REFERENCE / "motion_director" / "facts.json").read_text())
 ORDER = json.loads((REFERENCE / "motion_director" / "lora_list_order.json").read_text())
@@ -86,28 +87,12 @@ def test_other_targets_narrow_the_selection(published_unet):
 
 
 # ------------------------------------------------------------------------------------------------ the authors' forward
-def fixture_weights(shapes: dict, tag: str) -> dict:
-    """tiny_lora_fixture.json's deterministic weight rule, written from its description."""
-    out = {}
-    for key, shape in shapes.items():
-        x = torch.randn(tuple(shape), generator=seeded(zlib.crc32(f"{tag}:{key}".encode())), dtype=torch.float32)
-        last = key.rsplit(".", 2)[-2]
-        if len(shape) == 1 and "norm" in last and key.endswith(".weight"):
-            x = 1.0 + 0.1 * x
-        elif len(shape) == 1:
-            x = 0.1 * x
-        else:
-            x = x / math.sqrt(math.prod(shape[1:]))
-        out[key] = x
-    return out
-
-
 @pytest.fixture(scope="module")
 def fixture_unet():
     from diffusers import UNet3DConditionModel
 
     unet = UNet3DConditionModel(**FIXTURE["tiny_unet3d_config"]).eval()
-    unet.load_state_dict(fixture_weights({k: list(v.shape) for k, v in unet.state_dict().items()}, "unet"))
+    unet.load_state_dict(rule_weights({k: list(v.shape) for k, v in unet.state_dict().items()}, "unet"))
     return unet
 
 
@@ -124,7 +109,7 @@ def authors_list_file(unet, path):
         layer = getattr(layer, "base_layer", layer)
         shapes[f"{name}.lora_up.weight"] = [layer.out_features, FIXTURE["lora_rank"]]
         shapes[f"{name}.lora_down.weight"] = [FIXTURE["lora_rank"], layer.in_features]
-    w = fixture_weights(shapes, "lora")
+    w = rule_weights(shapes, "lora")
     tensors = []
     for name in FIXTURE["order"]:
         tensors += [torch.nn.Parameter(w[f"{name}.lora_up.weight"]), torch.nn.Parameter(w[f"{name}.lora_down.weight"])]
@@ -421,7 +406,6 @@ def test_allow_pickle_permits_pickles_without_requiring_them(cpu_runtime):
 def lora_hub(monkeypatch, tmp_path):
     """The published LoRA repository's listing (hub_tree_additions.json) served to the real huggingface_hub
     client, the files' bytes from the LoRA twin (same layout)."""
-    import huggingface_hub.constants as c
 
     from genhelpers.twins import registry
 
@@ -431,12 +415,7 @@ def lora_hub(monkeypatch, tmp_path):
     repo = "ruizhaocv/MotionDirector"
     with Hub({repo: {"files": listing[repo]["files"], "gated": False}},
              {repo: registry.build("motiondirector-lora")}) as hub:
-        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-        monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(c, "ENDPOINT", hub.url)
-        monkeypatch.setattr(c, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
-        monkeypatch.delenv("HF_TOKEN", raising=False)
+        hub.point_client(monkeypatch, tmp_path / "hub")
         yield hub
 
 

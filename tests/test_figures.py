@@ -43,3 +43,10 @@ def test_figures_stay_out_of_the_import_of_genhelpers():
 
     code = "import sys, genhelpers, genhelpers.outputs.figures; print('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+# nb/lessons-b
+def test_views_from_one_point_label_each_view():
+    image = figures.views_from_one_point([(45.0 * i, f"view {i}") for i in range(8)], 90, title="ring", note="above")
+    assert 200 < image.width < 2 * image.height
+    assert {"ring", "above", "view 0", "view 7"} <= set(image.info["labels"])

@@ -206,3 +206,33 @@ def side_by_side(*images, gap: int = 12):
         x += i.width + gap
     out.info["labels"] = [label for i in images for label in i.info.get("labels", [])]
     return out
+
+
+# ------------------------------------------------------------------------------------------- nb/lessons-b
+# A panorama's cameras share one position and look outwards, which `cameras` (a ring looking in at an object) cannot
+# show: each view is drawn as the wedge of its field of view, seen from above.
+def views_from_one_point(views, fov_deg: float, title: str = "", note: str = ""):
+    """Cameras at one point looking outwards, seen from above. ``views``: ``(yaw°, label)``, yaw counted clockwise
+    from straight up the page (0 ahead, 90 to the right); each view is the wedge of its horizontal field of view
+    ``fov_deg``, with an arrow along its line of sight."""
+    from matplotlib.patches import Wedge
+
+    plt, fig, ax = _figure(4.4, 4.4)
+    ax.set_aspect("equal")
+    ax.set_xlim(-1.5, 1.5)
+    ax.set_ylim(-1.5, 1.5)
+    colours = plt.get_cmap("viridis")
+    labels = [title, note]
+    for i, (yaw, label) in enumerate(views):
+        colour = colours(i / max(1, len(views) - 1))
+        ax.add_patch(Wedge((0, 0), 1.0, 90 - yaw - fov_deg / 2, 90 - yaw + fov_deg / 2, color=colour, alpha=0.12))
+        x, y = math.sin(math.radians(yaw)), math.cos(math.radians(yaw))
+        ax.annotate("", xy=(x, y), xytext=(0, 0), arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.1))
+        ax.text(1.22 * x, 1.22 * y, label, ha="center", va="center", fontsize=7.5)
+        labels.append(label)
+    ax.plot(0, 0, "o", color="#333333", ms=5)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if note:
+        ax.text(0, -1.45, note, ha="center", va="bottom", fontsize=7, color="#444444")
+    return _image(plt, fig, labels)

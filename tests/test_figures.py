@@ -50,3 +50,18 @@ def test_views_from_one_point_label_each_view():
     image = figures.views_from_one_point([(45.0 * i, f"view {i}") for i in range(8)], 90, title="ring", note="above")
     assert 200 < image.width < 2 * image.height
     assert {"ring", "above", "view 0", "view 7"} <= set(image.info["labels"])
+
+
+def test_a_figure_leaves_the_notebooks_charts_alone():
+    """A notebook draws its own pyplot charts after the figure cell: drawing a figure must neither switch pyplot's
+    backend (the inline one would stop showing them, with no warning) nor leave a pyplot figure open."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import matplotlib.pyplot as plt\n"
+            "from genhelpers.outputs import figures\n"
+            "figures.flow([['a', 'b']]); figures.cameras([(0, 10, '1')]); figures.grid([[1]], ['q'], ['k'])\n"
+            "figures.lines([0, 1], {'s': [0, 1]}); figures.views_from_one_point([(0, 'v')], 90)\n"
+            "print(matplotlib.get_backend(), plt.get_fignums())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "svg []", done.stderr[-2000:]

@@ -13,24 +13,23 @@ STYLES = {"data": "#eef3fb", "model": "#f1f1f1", "frozen": "#dcdcdc", "trained":
 
 
 def _figure(width: float, height: float):
-    import matplotlib
+    """A matplotlib Figure made without pyplot: pyplot's backend (the notebook's inline one) is left as it was,
+    so a chart the notebook draws later with plt.show() still shows."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(width, height))
+    fig = Figure(figsize=(width, height))
+    ax = fig.subplots()
     ax.set_axis_off()
-    return plt, fig, ax
+    return fig, ax
 
 
-def _image(plt, fig, labels: list[str]):
+def _image(fig, labels: list[str]):
     import io
 
     from PIL import Image
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", pad_inches=0.08, facecolor="white")
-    plt.close(fig)
     buffer.seek(0)
     image = Image.open(buffer).convert("RGB")
     image.info["labels"] = [str(x) for x in labels if x]
@@ -47,7 +46,7 @@ def flow(rows, links=(), styles=None, title: str = "", note: str = "", col_width
     role of ``STYLES`` ("model" when not given)."""
     styles = styles or {}
     cols = max(len(r) for r in rows)
-    plt, fig, ax = _figure(max(4.0, col_width * cols), row_height * len(rows) + (0.5 if title else 0.2)
+    fig, ax = _figure(max(4.0, col_width * cols), row_height * len(rows) + (0.5 if title else 0.2)
                            + (0.3 if note else 0))
     ax.set_xlim(-0.6, cols - 0.4)
     ax.set_ylim(-len(rows) + 0.45, 0.55)
@@ -90,18 +89,18 @@ def flow(rows, links=(), styles=None, title: str = "", note: str = "", col_width
         ax.set_title(title, fontsize=9.5)
     if note:
         fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7, color="#444444")
-    return _image(plt, fig, labels)
+    return _image(fig, labels)
 
 
 def cameras(views, title: str = "", radius_label: str = "", elevation_note: str = ""):
     """Cameras around an object at the origin, seen from above (azimuth) and from the side (elevation).
     ``views``: ``(azimuth°, elevation°, label)``, azimuth counted anticlockwise from the +x axis."""
-    import matplotlib
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (top, side) = plt.subplots(1, 2, figsize=(8.6, 4.0))
+    fig = Figure(figsize=(8.6, 4.0))
+    top, side = fig.subplots(1, 2)
     labels = [title, radius_label, elevation_note]
     for ax in (top, side):
         ax.set_aspect("equal")
@@ -112,11 +111,11 @@ def cameras(views, title: str = "", radius_label: str = "", elevation_note: str 
         ax.axvline(0, color="#cccccc", lw=0.6)
         ax.set_xticks([])
         ax.set_yticks([])
-    top.add_patch(plt.Circle((0, 0), 1.0, fill=False, ls=":", color="#888888"))
-    side.add_patch(plt.Circle((0, 0), 1.0, fill=False, ls=":", color="#888888"))
+    top.add_patch(Circle((0, 0), 1.0, fill=False, ls=":", color="#888888"))
+    side.add_patch(Circle((0, 0), 1.0, fill=False, ls=":", color="#888888"))
     top.set_title("seen from above: azimuth", fontsize=8.5)
     side.set_title("seen from the side: elevation", fontsize=8.5)
-    colours = plt.get_cmap("viridis")
+    colours = colormaps["viridis"]
     for i, (azimuth, elevation, label) in enumerate(views):
         a, e = math.radians(azimuth), math.radians(elevation)
         colour = colours(i / max(1, len(views) - 1))
@@ -140,7 +139,7 @@ def cameras(views, title: str = "", radius_label: str = "", elevation_note: str 
     if elevation_note:
         side.text(0, -1.38, elevation_note, ha="center", fontsize=7, color="#444444")
     fig.tight_layout()
-    return _image(plt, fig, labels)
+    return _image(fig, labels)
 
 
 def grid(values, row_labels, col_labels, title: str = "", xlabel: str = "", ylabel: str = "", annotate=True,
@@ -152,7 +151,7 @@ def grid(values, row_labels, col_labels, title: str = "", xlabel: str = "", ylab
     values = np.asarray(values, dtype=float)
     rows, cols = values.shape
     side = min(7.0, 1.2 + 0.42 * max(rows, cols))
-    plt, fig, ax = _figure(side + 1.0, side)
+    fig, ax = _figure(side + 1.0, side)
     ax.set_axis_on()
     ax.imshow(values, cmap=cmap, vmin=min(0.0, float(values.min())) if values.size else 0.0)
     col_labels, row_labels = [str(c) for c in col_labels], [str(r) for r in row_labels]
@@ -171,14 +170,14 @@ def grid(values, row_labels, col_labels, title: str = "", xlabel: str = "", ylab
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return _image(plt, fig, labels)
+    return _image(fig, labels)
 
 
 def lines(x, series: dict, title: str = "", xlabel: str = "", ylabel: str = "", marks=True, width: float = 4.2,
           height: float = 2.8):
     """Curves over a shared x axis (``series``: ``{label: values}``), each point marked and labelled in the
     legend."""
-    plt, fig, ax = _figure(width, height)
+    fig, ax = _figure(width, height)
     ax.set_axis_on()
     for label, ys in series.items():
         ax.plot(list(x), list(ys), marker="o" if marks else None, ms=3, lw=1.2, label=label)
@@ -191,7 +190,7 @@ def lines(x, series: dict, title: str = "", xlabel: str = "", ylabel: str = "", 
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return _image(plt, fig, [title, xlabel, ylabel, *series])
+    return _image(fig, [title, xlabel, ylabel, *series])
 
 
 def side_by_side(*images, gap: int = 12):
@@ -215,13 +214,14 @@ def views_from_one_point(views, fov_deg: float, title: str = "", note: str = "")
     """Cameras at one point looking outwards, seen from above. ``views``: ``(yaw°, label)``, yaw counted clockwise
     from straight up the page (0 ahead, 90 to the right); each view is the wedge of its horizontal field of view
     ``fov_deg``, with an arrow along its line of sight."""
+    from matplotlib import colormaps
     from matplotlib.patches import Wedge
 
-    plt, fig, ax = _figure(4.4, 4.4)
+    fig, ax = _figure(4.4, 4.4)
     ax.set_aspect("equal")
     ax.set_xlim(-1.5, 1.5)
     ax.set_ylim(-1.5, 1.5)
-    colours = plt.get_cmap("viridis")
+    colours = colormaps["viridis"]
     labels = [title, note]
     for i, (yaw, label) in enumerate(views):
         colour = colours(i / max(1, len(views) - 1))
@@ -235,4 +235,4 @@ def views_from_one_point(views, fov_deg: float, title: str = "", note: str = "")
         ax.set_title(title, fontsize=9)
     if note:
         ax.text(0, -1.45, note, ha="center", va="bottom", fontsize=7, color="#444444")
-    return _image(plt, fig, labels)
+    return _image(fig, labels)

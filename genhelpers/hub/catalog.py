@@ -179,6 +179,7 @@ ENTRIES = {
             paper="https://arxiv.org/abs/2307.04725",
             params={"motion_adapter": 453_209_280},
             params_exact=False,
+            variants=("fp16",),  # config.json + default and fp16 safetensors at the root (hub_trees.json)
             defaults={"frames": 16, "steps": 25, "guidance": 7.5, "height": 512, "width": 512},
         ),
         Entry(

@@ -63,8 +63,8 @@ def test_twins_are_deterministic(tmp_path, twins):
 
 def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     first = registry.build("sdxl-vae-fp16-fix", root=tmp_path)
-    stamp = first.stat().st_mtime_ns
-    assert registry.build("sdxl-vae-fp16-fix", root=tmp_path).stat().st_mtime_ns == stamp  # cached
+    stamp = (first / "config.json").stat().st_mtime_ns
+    assert (registry.build("sdxl-vae-fp16-fix", root=tmp_path) / "config.json").stat().st_mtime_ns == stamp  # cached
 
     def boom(*a, **k):
         raise RuntimeError("disk full")

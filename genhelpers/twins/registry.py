@@ -11,6 +11,7 @@ byte-level BPE CLIP tokenizer whose special tokens sit at the top of the id rang
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -159,7 +160,8 @@ def build(key: str, root: str | os.PathLike | None = None, force: bool = False) 
     folder = folder_of(key, root)
     root = folder.parent
     if folder.is_dir() and not force:
-        os.utime(folder)  # in use: kept by the pruning below
+        with contextlib.suppress(OSError):  # a read-only cache is still a cache
+            os.utime(folder)  # in use: kept by the pruning below
         return folder
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))

@@ -1,6 +1,7 @@
 """What the notebook tests share: the profiles, the parameters cell, how a stopped run and a re-run are checked."""
 import ast
 import json
+import os
 import subprocess
 import sys
 
@@ -12,10 +13,9 @@ from ..conftest import NOTEBOOKS
 
 PROFILES = yaml.safe_load((NOTEBOOKS / "profiles.yaml").read_text())
 ALL = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
-# Notebooks whose executed copy nbval re-runs in a fresh kernel (cross-kernel determinism is their point) run on
-# their own, with the threads their profile asks for (their own test module runs them); every other notebook runs
-# in the session's `collection` (conftest.py).
-ALONE = ("sdxl", "clip")
+# the torch threads each kernel of the session's batch gets (two kernels at a time share the cores, as in
+# genhelpers.runs.runner.run_jobs): a re-execution that must reproduce a batch run gets the same
+BATCH_THREADS = max(1, (os.cpu_count() or 1) // 2)
 
 
 def parameters_cell(nb):
@@ -54,11 +54,6 @@ def broken_copy(twin, component, tmp_path) -> str:
     return str(tmp_path / "broken")
 
 
-# Notebooks whose executed copy nbval re-runs in a fresh kernel (cross-kernel determinism is their point) run on
-# their own, with the threads their profile asks for; every other notebook's smoke run happens once per session,
-# two at a time as `make run` does (the runner gives each kernel its share of the cores), and its tests read the
-
-
 def from_collection(collection, *names):
     """(output folder, the run's result) of one notebook, or {name: result} of several."""
     out, results = collection
@@ -66,16 +61,27 @@ def from_collection(collection, *names):
 
 
 
-def nbval(path, tmp_path):
-    """Re-execute an executed notebook with nbval --nbval-lax (cells marked NBVAL_CHECK_OUTPUT must match)."""
+def nbval_start(path, tmp_path) -> subprocess.Popen:
+    """Start re-executing an executed notebook with nbval --nbval-lax (cells marked NBVAL_CHECK_OUTPUT must match),
+    in a fresh kernel with the torch threads the batch's kernel had."""
+    from genhelpers.platform.runtime import MAX_THREADS
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "empty.ini").write_text("[pytest]\n")
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
-                           "--rootdir", str(tmp_path), "-c", str(tmp_path / "empty.ini"), str(path)],
-                          capture_output=True, text=True, cwd=tmp_path)
+    env = {**os.environ, MAX_THREADS: str(BATCH_THREADS), "OMP_NUM_THREADS": str(BATCH_THREADS)}
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                             "--rootdir", str(tmp_path), "-c", str(tmp_path / "empty.ini"), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
 
 
-def assert_reproduces(path, tmp_path):
-    done = nbval(path, tmp_path)
+def nbval(path, tmp_path) -> subprocess.CompletedProcess:
+    proc = nbval_start(path, tmp_path)
+    out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def assert_reproduces(done: subprocess.CompletedProcess):
+    """An nbval re-execution (``nbval``, or the session's ``nbval_runs``) found every checked cell the same."""
     assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
 
 

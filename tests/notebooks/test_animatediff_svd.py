@@ -5,8 +5,6 @@ import nbformat
 import pytest
 from PIL import Image
 
-from genhelpers.runs import run_notebook
-
 from ..conftest import NOTEBOOKS
 from .common import (
     PROFILES,
@@ -103,24 +101,29 @@ def test_svd_is_compared_across_motion_bucket_id(video_run):
     assert Image.open(out / "svd" / "motion_sweep_000.png").size == (3 * 112, len(sweep) * 64)
 
 
-def test_animatediff_without_sparsectrl(tmp_path):
-    result = run_notebook(NOTEBOOKS / "animatediff.ipynb", {**PROFILES["animatediff"]["smoke"], "sparsectrl": False},
-                          tmp_path)
+def _key_frames(folder):
+    keys = []
+    for i, color in enumerate([(255, 0, 0), (0, 0, 255)]):
+        keys.append(str(folder / f"key{i}.png"))
+        Image.new("RGB", (80, 80), color).save(keys[-1])
+    return {"sparsectrl_model": "tiny:sparsectrl-rgb", "conditioning_frames": [0, 15], "conditioning_images": keys}
+
+
+RUNS = {"animatediff-alone": ("animatediff", {"sparsectrl": False}), "animatediff-rgb": ("animatediff", _key_frames)}
+
+
+def test_animatediff_without_sparsectrl(runs):
+    result, _ = runs("animatediff-alone")
     assert result["status"] == "passed", result.get("error")
     assert result["outputs"] == ["animatediff.gif", "animatediff.json", "animatediff.mp4", "animatediff_strip.json",
                                  "animatediff_strip.png", "motion_on_off_000.json", "motion_on_off_000.png"]
 
 
-def test_sparsectrl_rgb_with_given_key_frames(tmp_path):
-    keys = []
-    for i, color in enumerate([(255, 0, 0), (0, 0, 255)]):
-        keys.append(str(tmp_path / f"key{i}.png"))
-        Image.new("RGB", (80, 80), color).save(keys[-1])
-    params = {**PROFILES["animatediff"]["smoke"], "sparsectrl_model": "tiny:sparsectrl-rgb",
-              "conditioning_frames": [0, 15], "conditioning_images": keys}
-    result = run_notebook(NOTEBOOKS / "animatediff.ipynb", params, tmp_path / "run")
+def test_sparsectrl_rgb_with_given_key_frames(runs):
+    result, out = runs("animatediff-rgb")
     assert result["status"] == "passed", result.get("error")
-    side = json.loads((tmp_path / "run" / "animatediff" / "sparsectrl_rgb.json").read_text())
+    side = json.loads((out / "animatediff" / "sparsectrl_rgb.json").read_text())
+    keys = [str(out.parent.parent / "inputs" / "animatediff-rgb" / f"key{i}.png") for i in range(2)]
     assert side["generation"]["key_frames"] == "rgb" and side["parameters"]["conditioning_images"] == keys
 
 

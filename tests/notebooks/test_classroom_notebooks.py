@@ -1,25 +1,15 @@
 """The CPU classrooms: diffusion from scratch and the small CLIP learn what they claim."""
 import json
-import shutil
 
 import pytest
 
-from genhelpers.runs import run_collection
-
-from ..conftest import NOTEBOOKS
-from .common import (
-    assert_reproduces,
-)
+from .common import assert_reproduces, from_collection
 
 
 @pytest.fixture(scope="module")
-def classroom_run(collection, tmp_path_factory):
-    """The diffusion classroom from the collection; the clip classroom alone (nbval re-runs it)."""
-    out = tmp_path_factory.mktemp("classroom")
-    report = run_collection("smoke", NOTEBOOKS, out, only=["clip"])
-    shutil.copytree(collection[0] / "diffusion_from_scratch", out / "diffusion_from_scratch")
-    shutil.copy(collection[0] / "diffusion_from_scratch.ipynb", out)
-    return out, {"diffusion_from_scratch": collection[1]["diffusion_from_scratch"], "clip": report["results"][0]}
+def classroom_run(collection):
+    """Both classrooms from the session's collection (nbval re-runs the clip classroom below)."""
+    return from_collection(collection, "diffusion_from_scratch", "clip")
 
 
 def test_diffusion_learns_to_draw_the_requested_digits(classroom_run):
@@ -86,8 +76,7 @@ def test_masking_same_digit_negatives_changes_the_target_not_what_is_learned(cla
     assert abs(side["plain"]["zero_shot"] - side["masked"]["zero_shot"]) <= 0.03
 
 
-def test_classroom_nbval(classroom_run, tmp_path):
+def test_classroom_nbval(nbval_runs):
     """Seeded CPU training gives the same numbers in a new kernel (the clip classroom: 12 s; the diffusion one,
     50 s, learns by the same seeded mechanism and has its summary checked in its executed copy)."""
-    out, _ = classroom_run
-    assert_reproduces(out / "clip.ipynb", tmp_path)  # (the diffusion classroom's summary: test_summary_cell_recorded)
+    assert_reproduces(nbval_runs["clip"])  # (the diffusion classroom's summary: test_summary_cell_recorded)

@@ -44,17 +44,21 @@ def test_precision_of_removal_follows_the_base_rate(filtering_run):
     assert all(r["loss_right"] <= 0.05 for r in rows.values())
 
 
-def test_clip_filtering_real_route_on_a_folder_of_pairs(tmp_path):
-    pairs = tmp_path / "pairs"
-    pairs.mkdir()
+def _pairs(folder):
     for name, colour in [("red", (220, 30, 30)), ("blue", (30, 30, 220))]:
-        Image.new("RGB", (64, 64), colour).save(pairs / f"{name}.png")
-        (pairs / f"{name}.txt").write_text(f"a {name} square\n")
-    Image.new("RGB", (64, 64)).save(pairs / "uncaptioned.png")  # no .txt: not a pair
-    params = {**PROFILES["clip_filtering"]["smoke"], "train_steps": 60, "pairs_dir": str(pairs)}
-    result = run_notebook(NOTEBOOKS / "clip_filtering.ipynb", params, tmp_path / "out")
+        Image.new("RGB", (64, 64), colour).save(folder / f"{name}.png")
+        (folder / f"{name}.txt").write_text(f"a {name} square\n")
+    Image.new("RGB", (64, 64)).save(folder / "uncaptioned.png")  # no .txt: not a pair
+    return {"train_steps": 60, "pairs_dir": str(folder)}
+
+
+RUNS = {"clip-filtering-pairs": ("clip_filtering", _pairs)}
+
+
+def test_clip_filtering_real_route_on_a_folder_of_pairs(runs):
+    result, out = runs("clip-filtering-pairs")
     assert result["status"] == "passed", result.get("error")
-    real = json.loads((tmp_path / "out" / "clip_filtering" / "real_route_000.json").read_text())["generation"]
+    real = json.loads((out / "clip_filtering" / "real_route_000.json").read_text())["generation"]
     assert real["captions"] == ["a blue square", "a red square"] and len(real["cosine"]) == 2
 
 

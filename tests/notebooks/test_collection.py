@@ -2,10 +2,8 @@
 import nbformat
 import pytest
 
-from genhelpers.runs import run_notebook
-
 from ..conftest import NOTEBOOKS
-from .common import ALL, ALONE, PROFILES, assert_stopped, assert_summary_recorded, parameter_names, parameters_cell
+from .common import ALL, PROFILES, assert_stopped, assert_summary_recorded, parameter_names, parameters_cell
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -31,7 +29,7 @@ def test_profiles_only_set_parameters_the_notebook_has(name):
     for profile, params in PROFILES[name].items():
         assert set(params) <= set(names), f"{profile}: {set(params) - set(names)} not in the parameters cell"
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in ALONE])
+@pytest.mark.parametrize("name", ALL)
 def test_summary_cell_recorded(collection, name):
     """Every collection notebook's executed copy printed its `# NBVAL_CHECK_OUTPUT` summary and failed nowhere."""
     assert collection[1][name]["status"] == "passed", collection[1][name].get("error")
@@ -73,18 +71,21 @@ def test_the_guidance_note_is_where_the_links_point():
         assert fact in note
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n not in ALONE])
+@pytest.mark.parametrize("name", ALL)
 def test_the_figure_is_drawn_in_the_smoke_run(collection, name):
     nb = nbformat.read(collection[0] / f"{name}.ipynb", as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code" and "figures." in c.source and "display(" in c.source)
     assert any("image/png" in o.get("data", {}) for o in cell.outputs)
 
 
-def test_panels_stay_hidden_in_headless_runs(tmp_path):
+RUNS = {"svd-widgets": ("svd", {"widgets": True})}
+
+
+def test_panels_stay_hidden_in_headless_runs(runs):
     """widgets=True as a person would run it, but through `genhelpers run`: the panel must not appear."""
-    result = run_notebook(NOTEBOOKS / "svd.ipynb", {**PROFILES["svd"]["smoke"], "widgets": True}, tmp_path)
+    result, out = runs("svd-widgets")
     assert result["status"] == "passed", result.get("error")
-    nb = nbformat.read(tmp_path / "svd.ipynb", as_version=4)
+    nb = nbformat.read(out / "svd.ipynb", as_version=4)
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
     assert "genhelpers.panel(" in last.source and last.outputs == []
 

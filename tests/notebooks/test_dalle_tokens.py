@@ -39,13 +39,19 @@ def test_dalle_tokens_grids_reconstructions_usage_and_edits(dalle_run):
     assert edits["tokens_replaced"] > 0 and len(edits["single_tokens"]) == 4
 
 
-def test_dalle_tokens_with_own_pictures(tmp_path):
+def _own_pictures(folder):
     for i, colour in enumerate([(200, 40, 40), (40, 40, 200)]):
-        Image.new("RGB", (96, 80), colour).save(tmp_path / f"p{i}.png")
-    params = {**PROFILES["dalle_tokens"]["smoke"], "images": [str(tmp_path / "p0.png"), str(tmp_path / "p1.png")]}
-    result = run_notebook(NOTEBOOKS / "dalle_tokens.ipynb", params, tmp_path / "out")
+        Image.new("RGB", (96, 80), colour).save(folder / f"p{i}.png")
+    return {"images": [str(folder / "p0.png"), str(folder / "p1.png")]}
+
+
+RUNS = {"dalle-own-pictures": ("dalle_tokens", _own_pictures)}
+
+
+def test_dalle_tokens_with_own_pictures(runs):
+    result, out = runs("dalle-own-pictures")
     assert result["status"] == "passed", result.get("error")
-    recon = json.loads((tmp_path / "out" / "dalle_tokens" / "reconstructions_000.json").read_text())["generation"]
+    recon = json.loads((out / "dalle_tokens" / "reconstructions_000.json").read_text())["generation"]
     assert len(recon["psnr_db"]) == 2
 
 

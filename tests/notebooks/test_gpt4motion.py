@@ -9,7 +9,6 @@ from PIL import Image
 
 from genhelpers.models import physics_scene as ps
 from genhelpers.models import planner
-from genhelpers.runs import run_notebook
 
 from ..conftest import NOTEBOOKS
 from .common import PROFILES, assert_stopped, from_collection, parameter_names
@@ -69,17 +68,19 @@ HAND_PLAN = ps.default_plan(objects=[ps.default_object(size=0.5, z=3.0, restitut
                             camera="front", scene_words="street")
 
 
-def test_a_hand_edited_plan_skips_the_model_and_drives_the_simulation(tmp_path):
-    params = {**SMOKE, "plan_json": json.dumps(HAND_PLAN), "compare_frames": 0}
-    result = run_notebook(NOTEBOOKS / "gpt4motion.ipynb", params, tmp_path)
+RUNS = {"gpt4motion-hand-plan": ("gpt4motion", {"plan_json": json.dumps(HAND_PLAN), "compare_frames": 0})}
+
+
+def test_a_hand_edited_plan_skips_the_model_and_drives_the_simulation(runs):
+    result, out = runs("gpt4motion-hand-plan")
     assert result["status"] == "passed", result.get("error")
-    gen = sidecar(tmp_path / "gpt4motion")["generation"]
+    gen = sidecar(out / "gpt4motion")["generation"]
     assert gen["plan"] == HAND_PLAN and set(gen["plan_counts"]) == {"user"}
     assert "red ball" in gen["image_prompt"] and "city street" in gen["image_prompt"]
     ball, box = gen["physics"]
     fall = math.sqrt(2 * (3.0 - 0.5) / 9.81)  # the planned 2.5 m of free fall: 0.714 s, i.e. frame 5.7 at 8 fps
     assert ball["floor_hit_frames"] == [math.ceil(fall * SMOKE["fps"])] and box["shape"] == "box"
-    assert not (tmp_path / "gpt4motion" / "without_cross_frame.gif").exists()
+    assert not (out / "gpt4motion" / "without_cross_frame.gif").exists()
 
 
 def _edited(**change):

@@ -8,9 +8,7 @@ from PIL import Image
 
 from genhelpers.classroom import motion, motion_edit
 from genhelpers.models import planner
-from genhelpers.runs import run_notebook
 
-from ..conftest import NOTEBOOKS
 from .common import PROFILES, assert_stopped, from_collection
 
 SMOKE = PROFILES["motion_editing"]["smoke"]
@@ -46,10 +44,12 @@ def test_the_twin_programs_are_valid_and_saved(me_run):
     assert Image.open(out / "motion_editing" / "original.gif").n_frames == motion.FRAMES
 
 
+RUNS = {"motion-editing-hand": ("motion_editing", {"plan_json": json.dumps(HISTORY)})}
+
+
 @pytest.fixture(scope="module")
-def hand_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("motion-editing-hand")
-    result = run_notebook(NOTEBOOKS / "motion_editing.ipynb", {**SMOKE, "plan_json": json.dumps(HISTORY)}, folder)
+def hand_run(runs):
+    result, folder = runs("motion-editing-hand")
     return folder, result
 
 

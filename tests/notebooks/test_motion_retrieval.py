@@ -5,8 +5,6 @@ import nbformat
 import pytest
 from PIL import Image
 
-from genhelpers.runs import run_notebook
-
 from ..conftest import NOTEBOOKS
 from .common import (
     PROFILES,
@@ -40,8 +38,8 @@ def test_motion_retrieval_meets_its_smoke_floors(motion_run):
 
 
 
-def test_motion_retrieval_evaluates_a_humanml3d_folder(tmp_path):
-    hml = tmp_path / "HumanML3D"
+def _humanml3d(folder):
+    hml = folder / "HumanML3D"
     (hml / "new_joints").mkdir(parents=True)
     (hml / "texts").mkdir()
     rng = __import__("numpy").random.default_rng(0)
@@ -50,8 +48,14 @@ def test_motion_retrieval_evaluates_a_humanml3d_folder(tmp_path):
         __import__("numpy").save(hml / "new_joints" / f"{i}.npy", rng.normal(size=(60, 22, 3)).astype("float32"))
         (hml / "texts" / f"{i}.txt").write_text("a person walks forward#x#0.0#0.0\n")
     (hml / "test.txt").write_text("\n".join(ids) + "\n")
-    params = {**PROFILES["motion_retrieval"]["smoke"], "train_steps": 30, "humanml3d_dir": str(hml)}
-    result = run_notebook(NOTEBOOKS / "motion_retrieval.ipynb", params, tmp_path / "out")
+    return {"train_steps": 30, "humanml3d_dir": str(hml)}
+
+
+RUNS = {"motion-retrieval-humanml3d": ("motion_retrieval", _humanml3d)}
+
+
+def test_motion_retrieval_evaluates_a_humanml3d_folder(runs):
+    result, out = runs("motion-retrieval-humanml3d")
     assert result["status"] == "passed", result.get("error")
-    nb = nbformat.read(tmp_path / "out" / "motion_retrieval.ipynb", as_version=4)
+    nb = nbformat.read(out / "motion_retrieval.ipynb", as_version=4)
     assert any("HumanML3D test (40 motions)" in o.get("text", "") for c in nb.cells for o in c.get("outputs", []))

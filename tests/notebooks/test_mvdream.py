@@ -5,11 +5,8 @@ import nbformat
 import pytest
 from PIL import Image
 
-from genhelpers.runs import run_notebook
-
 from ..conftest import NOTEBOOKS, REFERENCE
 from .common import (
-    PROFILES,
     assert_stopped,
     broken_copy,
     from_collection,
@@ -49,27 +46,43 @@ def test_mvdream_views_with_and_without_joint_attention(mvdream_run):
     assert Image.open(out / "mvdream" / "joint_on_off_000.png").size == (4 * 256, 2 * 256)
 
 
-def test_imagedream_through_the_same_notebook(tmp_path):
-    result = run_notebook(NOTEBOOKS / "mvdream.ipynb", {**PROFILES["mvdream"]["smoke"], "model": "tiny:imagedream"},
-                          tmp_path)
+RUNS = {"imagedream": ("mvdream", {"model": "tiny:imagedream"})}
+
+
+def test_imagedream_through_the_same_notebook(runs):
+    result, out = runs("imagedream")
     assert result["status"] == "passed", result.get("error")
-    assert len(list((tmp_path / "mvdream").glob("view_00*.png"))) == 4
-    side = json.loads((tmp_path / "mvdream" / "view_000.json").read_text())
+    assert len(list((out / "mvdream").glob("view_00*.png"))) == 4
+    side = json.loads((out / "mvdream" / "view_000.json").read_text())
     assert side["models"][0]["ref"] == "tiny:imagedream" and side["parameters"]["image"] is None
 
 
-@pytest.mark.parametrize("override, ename, evalue, stops_at", [
+BAD = [
     ({"height": 250}, "ParameterError", "height=250 must be a multiple of 8", "genhelpers.check("),
     ({"image": "picture"}, "ParameterError", "needs an ImageDream model", "genhelpers.check("),
     ({"elevation": 120}, "ParameterError", "elevation=120 must be an angle", "genhelpers.check("),
     ({"views": 0}, "ParameterError", "views=0 must be a whole number", "genhelpers.check("),
     ({"model": "broken"}, "ValueError", "missing component(s) unet", "genhelpers.load("),
-])
-def test_mvdream_bad_input(tmp_path, twins, override, ename, evalue, stops_at):
-    if override.get("image") == "picture":
-        Image.new("RGB", (300, 300)).save(tmp_path / "picture.png")
-        override = {"image": str(tmp_path / "picture.png")}
-    if override.get("model") == "broken":
-        override = {"model": broken_copy(twins["mvdream"], "unet", tmp_path)}
-    result = run_notebook(NOTEBOOKS / "mvdream.ipynb", {**PROFILES["mvdream"]["smoke"], **override}, tmp_path / "run")
-    assert_stopped(result, tmp_path / "run", ename, evalue, stops_at)
+]
+
+
+def _bad(override):
+    def prepare(folder):  # the inputs a row names, made in the run's own folder before the session's batch
+        if override.get("image") == "picture":
+            Image.new("RGB", (300, 300)).save(folder / "picture.png")
+            return {"image": str(folder / "picture.png")}
+        if override.get("model") == "broken":
+            from genhelpers.twins import registry
+
+            return {"model": broken_copy(registry.build("mvdream"), "unet", folder)}
+        return override
+    return prepare
+
+
+RUNS.update({f"mvdream-bad-{i}": ("mvdream", _bad(row[0])) for i, row in enumerate(BAD)})
+
+
+@pytest.mark.parametrize("i", range(len(BAD)), ids=[next(iter(row[0])) for row in BAD])
+def test_mvdream_bad_input(runs, i):
+    result, out = runs(f"mvdream-bad-{i}")
+    assert_stopped(result, out, *BAD[i][1:])

@@ -5,8 +5,6 @@ import nbformat
 import pytest
 from PIL import Image
 
-from genhelpers.runs import run_notebook
-
 from ..conftest import NOTEBOOKS
 from .common import (
     PROFILES,
@@ -71,8 +69,11 @@ def test_the_turntable_cameras_close_their_circle():
     assert len({tuple(np.round(o, 4)) for o in origins[:-1].tolist()}) == 19
 
 
-def test_shap_e_text_only(tmp_path):
-    result = run_notebook(NOTEBOOKS / "shap_e.ipynb", {**PROFILES["shap_e"]["smoke"], "mode": "text"}, tmp_path)
+RUNS = {"shap-e-text": ("shap_e", {"mode": "text"})}
+
+
+def test_shap_e_text_only(runs):
+    result, _ = runs("shap-e-text")
     assert result["status"] == "passed", result.get("error")
     assert result["outputs"] and all(name.startswith("text_") for name in result["outputs"])
 

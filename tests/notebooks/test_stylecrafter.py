@@ -6,8 +6,6 @@ import nbformat
 import pytest
 from PIL import Image
 
-from genhelpers.runs import run_notebook
-
 from ..conftest import NOTEBOOKS
 from .common import PROFILES, assert_stopped, from_collection, parameter_names, read_clip
 
@@ -69,14 +67,20 @@ def test_all_blocks_move_the_twin_result_further_than_the_style_blocks(stylecraf
         assert moved[kind]["all blocks"] > moved[kind]["style blocks"] > 1e-4, moved
 
 
-def test_a_given_picture_the_layout_blocks_and_no_still(tmp_path):
-    picture = tmp_path / "style.png"
+def _given_picture(folder):
+    picture = folder / "style.png"
     Image.new("RGB", (96, 64), (30, 60, 200)).save(picture)
-    params = {**PROFILES["stylecrafter"]["smoke"], "style_image": str(picture), "still_image": False, "frames": 4,
-              "style_blocks": {"down": {"block_2": 1.0}, "mid": 1.0, "up": {"block_1": 1.0}}}
-    result = run_notebook(NOTEBOOKS / "stylecrafter.ipynb", params, tmp_path / "run")
+    return {"style_image": str(picture), "still_image": False, "frames": 4,
+            "style_blocks": {"down": {"block_2": 1.0}, "mid": 1.0, "up": {"block_1": 1.0}}}
+
+
+RUNS = {"stylecrafter-given-picture": ("stylecrafter", _given_picture)}
+
+
+def test_a_given_picture_the_layout_blocks_and_no_still(runs):
+    result, out = runs("stylecrafter-given-picture")
     assert result["status"] == "passed", result.get("error")
-    folder = tmp_path / "run" / "stylecrafter"
+    folder = out / "stylecrafter"
     assert not list(folder.glob("still_*"))
     assert Image.open(folder / "style_image_000.png").size == (512, 512)  # centre-cropped square, as CLIP sees it
     side = json.loads((folder / "style_blocks.json").read_text())

@@ -2,9 +2,6 @@
 
 import pytest
 
-from genhelpers.runs import run_notebook
-
-from ..conftest import NOTEBOOKS
 from .common import PROFILES, assert_stopped, check_clip, from_collection
 
 
@@ -35,15 +32,16 @@ def test_the_attention_costs_are_counted_in_the_summary(t2v_run):
     assert f"CogVideoX, 49 × 480×720: full 3D: {(13 * 30 * 45 + 226) ** 2:,}" in text
 
 
-def test_text_to_video_cogvideox_and_zeroscope_twins(tmp_path):
-    smoke = PROFILES["text_to_video"]["smoke"]
-    cog = run_notebook(NOTEBOOKS / "text_to_video.ipynb", {**smoke, "model": "tiny:cogvideox-2b", "frames": 9},
-                       tmp_path / "cog")
+RUNS = {"cogvideox": ("text_to_video", {"model": "tiny:cogvideox-2b", "frames": 9}),
+        "zeroscope": ("text_to_video", {"model": "tiny:zeroscope-v2-576w", "allow_pickle": True})}
+
+
+def test_text_to_video_cogvideox_and_zeroscope_twins(runs):
+    cog, out = runs("cogvideox")
     assert cog["status"] == "passed", cog.get("error")
-    side = check_clip(tmp_path / "cog" / "text_to_video", 9, (64, 64))
+    side = check_clip(out / "text_to_video", 9, (64, 64))
     assert side["generation"]["denoiser"] == "CogVideoXTransformer3DModel"
-    zero = run_notebook(NOTEBOOKS / "text_to_video.ipynb", {**smoke, "model": "tiny:zeroscope-v2-576w",
-                                                            "allow_pickle": True}, tmp_path / "zero")
+    zero, _ = runs("zeroscope")
     assert zero["status"] == "passed", zero.get("error")
 
 

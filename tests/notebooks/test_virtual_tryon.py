@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genhelpers.runs import run_notebook
-
 from ..conftest import NOTEBOOKS
 from .common import (
     PROFILES,
@@ -56,22 +54,27 @@ def test_virtual_tryon_side_by_side_with_its_measurements(tryon_run):
     assert_summary_recorded(out / "virtual_tryon.ipynb")
 
 
-def test_virtual_tryon_with_a_drawn_mask_and_files(tmp_path):
-    """A person photo and a mask drawn on it (RGBA: white strokes on a transparent layer), another attention
-    version (its file uses the other aliases), repaint off: the result is the raw pipeline output."""
+def _drawn_mask(folder):
     from genhelpers.outputs.tryon import demo_garment, demo_person
 
-    demo_person((96, 128)).save(tmp_path / "me.png")
-    demo_garment((64, 80)).save(tmp_path / "shirt.jpg")
+    demo_person((96, 128)).save(folder / "me.png")
+    demo_garment((64, 80)).save(folder / "shirt.jpg")
     drawn = Image.new("RGBA", (96, 128), (0, 0, 0, 0))
     drawn.paste((255, 255, 255, 255), (20, 30, 76, 80))
-    drawn.save(tmp_path / "mask.png")
-    params = {**PROFILES["virtual_tryon"]["smoke"], "person": str(tmp_path / "me.png"),
-              "garment": str(tmp_path / "shirt.jpg"), "mask": str(tmp_path / "mask.png"), "repaint": False,
-              "attention_version": "dresscode"}
-    result = run_notebook(NOTEBOOKS / "virtual_tryon.ipynb", params, tmp_path / "run")
+    drawn.save(folder / "mask.png")
+    return {"person": str(folder / "me.png"), "garment": str(folder / "shirt.jpg"), "mask": str(folder / "mask.png"),
+            "repaint": False, "attention_version": "dresscode"}
+
+
+RUNS = {"tryon-drawn-mask": ("virtual_tryon", _drawn_mask)}
+
+
+def test_virtual_tryon_with_a_drawn_mask_and_files(runs):
+    """A person photo and a mask drawn on it (RGBA: white strokes on a transparent layer), another attention
+    version (its file uses the other aliases), repaint off: the result is the raw pipeline output."""
+    result, out = runs("tryon-drawn-mask")
     assert result["status"] == "passed", result.get("error")
-    folder = tmp_path / "run" / "virtual_tryon"
+    folder = out / "virtual_tryon"
     facts = json.loads((folder / "tryon_003.json").read_text())["generation"]
     assert facts["attention"]["first_keys"][0] == "1.weight" and facts["repaint"] is False
     raw, shown = (np.asarray(Image.open(folder / n)) for n in ("compare_000.png", "tryon_003.png"))

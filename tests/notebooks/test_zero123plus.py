@@ -5,11 +5,8 @@ import nbformat
 import pytest
 from PIL import Image
 
-from genhelpers.runs import run_notebook
-
 from ..conftest import NOTEBOOKS
 from .common import (
-    PROFILES,
     assert_stopped,
     broken_copy,
     from_collection,
@@ -44,29 +41,44 @@ def test_zero123plus_views_with_and_without_reference_attention(zero123_run):
     assert Image.open(out / "zero123plus" / "reference_on_off_000.png").size == (2 * 640, 960)
 
 
-def test_zero123plus_v11_with_depth_controlnet(tmp_path):
-    params = {**PROFILES["zero123plus"]["smoke"], "model": "tiny:zero123plus-v1.1", "controlnet": True,
-              "allow_pickle": True}  # v1.1 is published as pickles
-    result = run_notebook(NOTEBOOKS / "zero123plus.ipynb", params, tmp_path)
+RUNS = {"zero123plus-v11-depth": ("zero123plus", {"model": "tiny:zero123plus-v1.1", "controlnet": True,
+                                                   "allow_pickle": True})}  # v1.1 is published as pickles
+
+
+def test_zero123plus_v11_with_depth_controlnet(runs):
+    result, out = runs("zero123plus-v11-depth")
     assert result["status"] == "passed", result.get("error")
-    side = json.loads((tmp_path / "zero123plus" / "view_000.json").read_text())
+    side = json.loads((out / "zero123plus" / "view_000.json").read_text())
     assert side["generation"]["cameras"][0]["elevation_deg"] == 30  # v1.1 cameras
     assert [m["class"] for m in side["models"]] == ["Zero123PlusPipeline"]
     assert side["models"][0]["components"] == {"controlnet": "tiny:controlnet-zp11-depth"}
 
 
 
-@pytest.mark.parametrize("override, ename, evalue, stops_at", [
+BAD = [
     ({"image": "tiny"}, "ParameterError", "needs at least 320×320", "load_condition("),
     ({"image": "does/not/exist.png"}, "ParameterError", "no such file", "genhelpers.check("),
     ({"model": "broken"}, "ValueError", "missing component(s) vision_encoder", "genhelpers.load("),
-])
-def test_zero123plus_bad_input(tmp_path, twins, override, ename, evalue, stops_at):
-    if override.get("image") == "tiny":
-        Image.new("RGB", (64, 64)).save(tmp_path / "tiny.png")
-        override = {"image": str(tmp_path / "tiny.png")}
-    if override.get("model") == "broken":
-        override = {"model": broken_copy(twins["zero123plus-v1.2"], "vision_encoder", tmp_path)}
-    result = run_notebook(NOTEBOOKS / "zero123plus.ipynb", {**PROFILES["zero123plus"]["smoke"], **override},
-                          tmp_path / "run")
-    assert_stopped(result, tmp_path / "run", ename, evalue, stops_at)
+]
+
+
+def _bad(override):
+    def prepare(folder):  # the inputs a row names, made in the run's own folder before the session's batch
+        if override.get("image") == "tiny":
+            Image.new("RGB", (64, 64)).save(folder / "tiny.png")
+            return {"image": str(folder / "tiny.png")}
+        if override.get("model") == "broken":
+            from genhelpers.twins import registry
+
+            return {"model": broken_copy(registry.build("zero123plus-v1.2"), "vision_encoder", folder)}
+        return override
+    return prepare
+
+
+RUNS.update({f"zero123plus-bad-{i}": ("zero123plus", _bad(row[0])) for i, row in enumerate(BAD)})
+
+
+@pytest.mark.parametrize("i", range(len(BAD)), ids=[str(next(iter(row[0].values()))) for row in BAD])
+def test_zero123plus_bad_input(runs, i):
+    result, out = runs(f"zero123plus-bad-{i}")
+    assert_stopped(result, out, *BAD[i][1:])

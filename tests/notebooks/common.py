@@ -45,6 +45,22 @@ def assert_stopped(result, out_dir, ename, evalue, stops_at):
     assert result["partial_files"] == [] and "outputs" not in result
 
 
+def placeholders(override: dict, twin: str, component: str, picture_size: tuple[int, int]):
+    """A ``RUNS`` row's prepare step for bad inputs that need files: ``{"image": "picture"}`` becomes a picture of
+    ``picture_size`` and ``{"model": "broken"}`` a copy of twin ``twin`` without ``component``, made in the run's
+    own folder before the session's batch; any other override is used as it is."""
+    def prepare(folder):
+        if override.get("image") == "picture":
+            Image.new("RGB", picture_size).save(folder / "picture.png")
+            return {**override, "image": str(folder / "picture.png")}
+        if override.get("model") == "broken":
+            from genhelpers.twins import registry
+
+            return {**override, "model": broken_copy(registry.build(twin), component, folder)}
+        return override
+    return prepare
+
+
 def broken_copy(twin, component, tmp_path) -> str:
     """A copy of a twin's folder without one component, as a half-finished download leaves it."""
     import shutil

@@ -8,9 +8,9 @@ from PIL import Image
 from ..conftest import NOTEBOOKS, REFERENCE
 from .common import (
     assert_stopped,
-    broken_copy,
     from_collection,
     parameter_names,
+    placeholders,
 )
 
 
@@ -66,20 +66,8 @@ BAD = [
 ]
 
 
-def _bad(override):
-    def prepare(folder):  # the inputs a row names, made in the run's own folder before the session's batch
-        if override.get("image") == "picture":
-            Image.new("RGB", (300, 300)).save(folder / "picture.png")
-            return {"image": str(folder / "picture.png")}
-        if override.get("model") == "broken":
-            from genhelpers.twins import registry
-
-            return {"model": broken_copy(registry.build("mvdream"), "unet", folder)}
-        return override
-    return prepare
-
-
-RUNS.update({f"mvdream-bad-{i}": ("mvdream", _bad(row[0])) for i, row in enumerate(BAD)})
+RUNS.update({f"mvdream-bad-{i}": ("mvdream", placeholders(row[0], "mvdream", "unet", (300, 300)))
+             for i, row in enumerate(BAD)})
 
 
 @pytest.mark.parametrize("i", range(len(BAD)), ids=[next(iter(row[0])) for row in BAD])

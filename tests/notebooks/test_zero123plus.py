@@ -8,9 +8,9 @@ from PIL import Image
 from ..conftest import NOTEBOOKS
 from .common import (
     assert_stopped,
-    broken_copy,
     from_collection,
     parameter_names,
+    placeholders,
 )
 
 
@@ -56,26 +56,15 @@ def test_zero123plus_v11_with_depth_controlnet(runs):
 
 
 BAD = [
-    ({"image": "tiny"}, "ParameterError", "needs at least 320×320", "load_condition("),
+    ({"image": "picture"}, "ParameterError", "needs at least 320×320", "load_condition("),
     ({"image": "does/not/exist.png"}, "ParameterError", "no such file", "genhelpers.check("),
     ({"model": "broken"}, "ValueError", "missing component(s) vision_encoder", "genhelpers.load("),
 ]
 
 
-def _bad(override):
-    def prepare(folder):  # the inputs a row names, made in the run's own folder before the session's batch
-        if override.get("image") == "tiny":
-            Image.new("RGB", (64, 64)).save(folder / "tiny.png")
-            return {"image": str(folder / "tiny.png")}
-        if override.get("model") == "broken":
-            from genhelpers.twins import registry
-
-            return {"model": broken_copy(registry.build("zero123plus-v1.2"), "vision_encoder", folder)}
-        return override
-    return prepare
-
-
-RUNS.update({f"zero123plus-bad-{i}": ("zero123plus", _bad(row[0])) for i, row in enumerate(BAD)})
+RUNS.update({f"zero123plus-bad-{i}": ("zero123plus",
+                                       placeholders(row[0], "zero123plus-v1.2", "vision_encoder", (64, 64)))
+             for i, row in enumerate(BAD)})
 
 
 @pytest.mark.parametrize("i", range(len(BAD)), ids=[str(next(iter(row[0].values()))) for row in BAD])

@@ -54,7 +54,6 @@ def training_row(name: str, params: dict, rt: Runtime) -> dict:
     """A notebook that fine-tunes a published model (Tune-A-Video): weights + trained parameters with their
     gradients and optimizer state + the activations kept for the backward pass, all on one GPU (no offloading
     while training)."""
-    from ..hub.memory import usable
     from ..models import tuneavideo
 
     side, frames = params["size"], params["frames"]
@@ -67,6 +66,16 @@ def training_row(name: str, params: dict, rt: Runtime) -> dict:
     c = tuneavideo.counts(entry.key)
     need = tuneavideo.training_bytes(c["base"] + c["temporal_layers"], c["trained"], frames, side, side,
                                      params.get("use_8bit_adam", False), params.get("gradient_checkpointing", True))
+    return _training_verdict(out, need, rt, "trains on one GPU (~{gib} GiB: {parts})",
+                             "training needs ~{gib} GiB ({parts}): fewer frames or a smaller size, "
+                             "gradient_checkpointing=True, use_8bit_adam=True")
+
+
+def _training_verdict(out: dict, need: dict, rt: Runtime, fits_advice: str, too_big_advice: str) -> dict:
+    """A training row's verdict: ``need`` ({part: bytes}) on the first GPU, with no offloading while training.
+    The advice strings take ``{gib}`` and ``{parts}``."""
+    from ..hub.memory import usable
+
     total = sum(need.values())
     gib = round(total / GIB, 1)
     parts = ", ".join(f"{k} {v / GIB:.1f}" for k, v in need.items())
@@ -77,18 +86,15 @@ def training_row(name: str, params: dict, rt: Runtime) -> dict:
         return {**out, "plan": "-", "fits": False, "gpu_gib": None, "host_gib": None,
                 "advice": "this GPU is not supported by the current Kaggle image: choose 'GPU T4 x2'"}
     fits = total <= usable(rt.gpus[0].total_memory)
-    advice = (f"trains on one GPU (~{gib} GiB: {parts})" if fits else
-              f"training needs ~{gib} GiB ({parts}): fewer frames or a smaller size, gradient_checkpointing=True, "
-              f"use_8bit_adam=True")
-    return {**out, "plan": "gpu" if fits else "-", "fits": fits, "gpu_gib": gib, "host_gib": round(
-        need["weights"] / GIB, 1), "advice": advice}
+    advice = (fits_advice if fits else too_big_advice).format(gib=gib, parts=parts)
+    return {**out, "plan": "gpu" if fits else "-", "fits": fits, "gpu_gib": gib,
+            "host_gib": round(need["weights"] / GIB, 1), "advice": advice}
 
 
 # motion_director (issue 26): MotionDirector's two LoRAs trained on a text-to-video base
 def motion_director_row(name: str, params: dict, rt: Runtime) -> dict:
     """MotionDirector tunes two LoRAs on a frozen text-to-video model, on one GPU: the model in float16, both
     LoRAs in float32 with their gradients and optimizer state, the temporal pass's activations."""
-    from ..hub.memory import usable
     from ..models import motiondirector
 
     side, frames = params["size"], params["frames"]
@@ -102,19 +108,9 @@ def motion_director_row(name: str, params: dict, rt: Runtime) -> dict:
                               params.get("temporal_targets"))
     need = motiondirector.training_bytes(c, frames, side, params.get("use_8bit_adam", False),
                                          params.get("gradient_checkpointing", True))
-    gib = round(sum(need.values()) / GIB, 1)
-    parts = ", ".join(f"{k} {v / GIB:.1f}" for k, v in need.items())
-    if not rt.gpus:
-        return {**out, "plan": "cpu", "fits": False, "gpu_gib": 0, "host_gib": gib,
-                "advice": "no GPU: tuning the published model would take hours here; run the smoke profile"}
-    if any(not g.supported for g in rt.gpus):
-        return {**out, "plan": "-", "fits": False, "gpu_gib": None, "host_gib": None,
-                "advice": "this GPU is not supported by the current Kaggle image: choose 'GPU T4 x2'"}
-    fits = sum(need.values()) <= usable(rt.gpus[0].total_memory)
-    advice = (f"trains two LoRAs on one GPU (~{gib} GiB est.: {parts}; not measured)" if fits else
-              f"training needs ~{gib} GiB ({parts}): fewer frames or a smaller size, gradient_checkpointing=True")
-    return {**out, "plan": "gpu" if fits else "-", "fits": fits, "gpu_gib": gib,
-            "host_gib": round(need["weights"] / GIB, 1), "advice": advice}
+    return _training_verdict(out, need, rt, "trains two LoRAs on one GPU (~{gib} GiB est.: {parts}; not measured)",
+                             "training needs ~{gib} GiB ({parts}): fewer frames or a smaller size, "
+                             "gradient_checkpointing=True")
 
 
 def dvae_row(name: str, params: dict, rt: Runtime) -> dict:

@@ -37,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..platform.folders import sha256
 
 CHECKPOINT = {  # the released file; "sha256": None because no digest is published (pin one here when it is)
     "file": "pano.ckpt",
@@ -157,14 +158,6 @@ def resolve(source, allow_pickle: bool = False) -> Path | None:
             digest = sha256(path)
         convert(path, out, digest, source=str(source))
     return out
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download(url: str, target: Path) -> str:

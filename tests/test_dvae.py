@@ -1,8 +1,6 @@
 """DALL·E's dVAE: published sizes, the pickle opt-in and its one-time conversion (also through a served CDN),
 the twin's live paths, and the codebook measures against hand-computed values."""
-import http.server
 import math
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,8 @@ import torch
 from genhelpers.models import dvae
 from genhelpers.outputs.images import demo_image, shapes
 from genhelpers.params import ParameterError
+
+from .https_stand_in import CDN
 
 # published: the DALL-E package's encoder.pkl / decoder.pkl (issue 17; the repository's README)
 PUBLISHED = {"encoder": 53_786_240, "decoder": 43_829_766}
@@ -59,47 +59,6 @@ def test_no_pickle_is_read_with_weights_only_false_anywhere():
     genhelpers reads a pickle the unsafe way any more."""
     root = Path(dvae.__file__).parents[1]
     assert [p for p in root.rglob("*.py") if "weights_only=False" in p.read_text()] == []
-
-
-class CDN:
-    """OpenAI's CDN rehearsed: the twin's pickles (or whatever a test puts there) served over https from
-    127.0.0.1 with a certificate made for the test, trusted through SSL_CERT_FILE; ``redirect`` answers every
-    request with a 302 to that address instead."""
-
-    def __init__(self, folder: Path, tmp_path: Path, redirect: str | None = None):
-        import ssl
-        import subprocess
-
-        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
-                        str(cert)], check=True, capture_output=True)
-        self.cert, self.requests = cert, []
-        cdn = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **k):
-                super().__init__(*a, directory=str(folder), **k)
-
-            def do_GET(self):
-                if redirect:
-                    cdn.requests.append(self.path)
-                    self.send_response(302)
-                    self.send_header("Location", redirect + self.path)
-                    self.end_headers()
-                    return
-                super().do_GET()
-
-            def log_message(self, *a):
-                if not redirect:
-                    cdn.requests.append(a[1])
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"https://127.0.0.1:{self.server.server_port}/"
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from genhelpers.models.mvdiffusion_caa import CAABlock, Correspondences, MVDiffu
 from genhelpers.outputs import panorama
 
 from .conftest import REFERENCE
+from .https_stand_in import CDN
 
 FACTS = json.loads((REFERENCE / "mvdiffusion" / "reference_behaviour.json").read_text())
 TWIN_BLOCKS = 5  # the twin's UNet has two levels: 2 encoder blocks, the middle one, 2 decoder blocks
@@ -85,15 +86,39 @@ def test_a_checkpoint_without_the_blocks_is_refused(tmp_path):
     assert not W.converted_dir(str(path)).exists()
 
 
-def test_download_hashes_on_the_way_and_refuses_a_page(tmp_path, twin_ckpt):
-    digest = W.download(twin_ckpt.as_uri(), tmp_path / "pano.ckpt")
-    assert digest == hashlib.sha256(twin_ckpt.read_bytes()).hexdigest()
-    page = tmp_path / "gone.html"
-    page.write_text("<html>This link is no longer available</html>")
-    with pytest.raises(RuntimeError, match="did not return a torch checkpoint"):
-        W.download(page.as_uri(), tmp_path / "x.ckpt")
-    with pytest.raises(RuntimeError, match="attach the file as a dataset"):
-        W.download((tmp_path / "missing").as_uri(), tmp_path / "y.ckpt")
+def test_download_hashes_on_the_way_and_refuses_a_page(tmp_path, twin_ckpt, monkeypatch):
+    """Dropbox rehearsed over https: the checkpoint arrives hashed; a page where the checkpoint was (a link that is
+    gone) and a missing file are refused with the fix, leaving nothing behind; plain http is never fetched, nor
+    followed when a redirect leads there."""
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(twin_ckpt, served / "pano.ckpt")
+    (served / "gone.html").write_text("<html>This link is no longer available</html>")
+    site = CDN(served, tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(site.cert))
+    got = tmp_path / "got"
+    got.mkdir()
+    try:
+        digest = W.download(site.url + "pano.ckpt", got / "pano.ckpt")
+        assert digest == hashlib.sha256(twin_ckpt.read_bytes()).hexdigest() == W.sha256(got / "pano.ckpt")
+        with pytest.raises(RuntimeError, match="did not return a torch checkpoint"):
+            W.download(site.url + "gone.html", got / "x.ckpt")
+        with pytest.raises(RuntimeError, match="attach the file as a dataset"):
+            W.download(site.url + "missing", got / "y.ckpt")
+    finally:
+        site.close()
+    assert sorted(p.name for p in got.iterdir()) == ["pano.ckpt"]
+    with pytest.raises(ValueError, match="is not an https address"):
+        W.download(site.url.replace("https://", "http://") + "pano.ckpt", got / "z.ckpt")
+    (tmp_path / "redirect").mkdir()
+    moved = CDN(served, tmp_path / "redirect", redirect="http://127.0.0.1:9/")
+    monkeypatch.setenv("SSL_CERT_FILE", str(moved.cert))
+    try:
+        with pytest.raises(ValueError, match="which is not https: refusing to download"):
+            W.download(moved.url + "pano.ckpt", got / "z.ckpt")
+    finally:
+        moved.close()
+    assert sorted(p.name for p in got.iterdir()) == ["pano.ckpt"]
 
 
 def test_an_attached_input_is_used_before_any_download(kaggle_input, own_copy):

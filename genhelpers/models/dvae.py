@@ -35,6 +35,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..platform.download import https_download
 
 PACKAGE = "DALL-E==0.1"
 CDN = "https://cdn.openai.com/dall-e/"
@@ -138,37 +139,6 @@ def _converted_dir(source: str) -> Path:
     return cache_dir() / "converted" / slug
 
 
-class _HttpsOnly(__import__("urllib.request").request.HTTPRedirectHandler):
-    """Follow a redirect only to another https:// address (urllib would follow one to plain http)."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if not newurl.lower().startswith("https://"):
-            raise ValueError(f"{req.full_url} redirects to {newurl}, which is not https: refusing to download")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _download(url: str, target: Path) -> str:
-    """Download ``url`` to ``target`` over https only; returns the file's SHA-256."""
-    import hashlib
-    import urllib.request
-
-    from tqdm.auto import tqdm
-
-    if not url.lower().startswith("https://"):
-        raise ValueError(f"{url} is not an https address: refusing to download")
-    part, digest = target.with_suffix(".part"), hashlib.sha256()
-    opener = urllib.request.build_opener(_HttpsOnly)
-    with opener.open(url, timeout=60) as r, open(part, "wb") as f:
-        bar = tqdm(total=int(r.headers.get("Content-Length") or 0), unit="B", unit_scale=True, desc=target.name)
-        while chunk := r.read(1 << 20):
-            f.write(chunk)
-            digest.update(chunk)
-            bar.update(len(chunk))
-        bar.close()
-    part.rename(target)
-    return digest.hexdigest()
-
-
 def check_pin(part: str, digest: str, path) -> None:
     """Refuse a downloaded pickle whose SHA-256 differs from the pinned one (where one is pinned)."""
     pinned = PINNED_SHA256.get(part)
@@ -254,7 +224,8 @@ def resolve(source: str = "openai", allow_pickle: bool = False) -> Path:
         for p in PARTS:
             if source == "openai":
                 pickle_path = Path(tmp) / f"{p}.pkl"
-                digest = _download(CDN + f"{p}.pkl", pickle_path)  # downloaded pickles are removed after conversion
+                # downloaded pickles are removed after conversion
+                digest = https_download(CDN + f"{p}.pkl", pickle_path)
                 check_pin(p, digest, CDN + f"{p}.pkl")
             else:
                 from ..platform.folders import sha256

@@ -37,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..platform.download import https_download
 from ..platform.folders import sha256
 
 CHECKPOINT = {  # the released file; "sha256": None because no digest is published (pin one here when it is)
@@ -161,31 +162,22 @@ def resolve(source, allow_pickle: bool = False) -> Path | None:
 
 
 def download(url: str, target: Path) -> str:
-    """Stream ``url`` to ``target``, hashing on the way; returns the SHA-256. A page instead of a checkpoint
-    (Dropbox answers HTML when a link is gone) is refused."""
-    import urllib.request
-
-    from tqdm.auto import tqdm
-
-    h = hashlib.sha256()
-    request = urllib.request.Request(url, headers={"User-Agent": "genhelpers"})
+    """Fetch the checkpoint over https (platform.download: redirects too, hashed on the way, nothing half-written
+    left); returns the SHA-256. A page instead of a checkpoint (Dropbox answers HTML when a link is gone) is
+    refused and removed."""
     try:
-        with urllib.request.urlopen(request, timeout=60) as r, open(target, "wb") as f:
-            bar = tqdm(total=int(r.headers.get("Content-Length") or 0), unit="B", unit_scale=True, desc=target.name)
-            while chunk := r.read(1 << 22):
-                f.write(chunk)
-                h.update(chunk)
-                bar.update(len(chunk))
-            bar.close()
+        digest = https_download(url, target)
     except OSError as e:
         raise RuntimeError(f"could not download {CHECKPOINT['file']} ({type(e).__name__}: {e}). On Kaggle turn the "
                            f"internet on, or attach the file as a dataset (a folder holding {CHECKPOINT['file']}); "
                            f"caa_weights=None runs the rest of the notebook without the CAA blocks") from e
     with open(target, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":
-            raise RuntimeError(f"{url} did not return a torch checkpoint (an HTML page? the link may be gone): "
-                               f"see {CHECKPOINT['page']} for the current link, or attach {CHECKPOINT['file']}")
-    return h.hexdigest()
+        is_zip = f.read(4) == b"PK\x03\x04"
+    if not is_zip:
+        target.unlink()
+        raise RuntimeError(f"{url} did not return a torch checkpoint (an HTML page? the link may be gone): "
+                           f"see {CHECKPOINT['page']} for the current link, or attach {CHECKPOINT['file']}")
+    return digest
 
 
 def _stand_in(name: str):

@@ -143,6 +143,46 @@ def test_workers_run_together_each_pinned_to_its_gpu(tmp_path):
     assert a0 < b1 and b0 < a1  # the two naps overlapped: they really ran at the same time
 
 
+def test_a_stopped_run_leaves_nothing_running(tmp_path, monkeypatch):
+    """run_jobs in a thread (as the test suite runs its notebook batch beside the other tests): the workers start
+    with the environment they were given, whatever the calling process sets meanwhile; once told to stop, the
+    hanging notebook's worker and kernel are gone and RunStopped says how far it got."""
+    import os
+    import threading
+    import time
+
+    import psutil
+
+    from genhelpers.runs.runner import Job, RunStopped, run_jobs
+
+    nbs, out = tmp_path / "nbs", tmp_path / "out"
+    nbs.mkdir()
+    jobs = []
+    for name, fault in (("quick", "none"), ("hang", "hang")):
+        notebook(nbs / f"{name}.ipynb", FAULTY)
+        jobs.append(Job(name, "smoke", nbs / f"{name}.ipynb", {"fault": fault}, out))
+    given = {**os.environ, "CUDA_VISIBLE_DEVICES": "7"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # this process's, not the workers'
+    stop, seen, finished = threading.Event(), [], []
+
+    def stop_while_it_hangs():
+        deadline = time.monotonic() + 120
+        while not ((out / "hang" / "seen.txt").is_file() and finished):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        seen.extend(psutil.Process().children(recursive=True))  # the hanging notebook's worker and kernel
+        stop.set()
+
+    stopper = threading.Thread(target=stop_while_it_hangs, daemon=True)
+    stopper.start()
+    with pytest.raises(RunStopped, match="1 of 2"):
+        run_jobs(jobs, workers=2, environ=given, stop=stop, progress=finished.append, poll_s=0.1)
+    stopper.join(5)
+    assert "passed" in finished[0] and (out / "quick" / "seen.txt").read_text().split()[0] == "7"
+    assert len(seen) >= 2 and not [p for p in seen if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not list(out.glob(".job-*")) and not (out / "hang" / "done.txt").exists()
+
+
 def test_resume_skips_what_passed_unless_forced(collection, tmp_path):
     out = tmp_path / "out"
     first = run_collection("smoke", collection, out)

@@ -239,7 +239,8 @@ def _kill(procs) -> None:
 
 
 class _Running:
-    def __init__(self, job: Job, slot: int, gpu: str | None, cell_timeout: int | None, threads: int | None = None):
+    def __init__(self, job: Job, slot: int, gpu: str | None, cell_timeout: int | None, threads: int | None = None,
+                 environ: dict | None = None, cwd: str | None = None):
         self.job, self.slot, self.gpu = job, slot, gpu
         self.t0 = time.perf_counter()
         self.peak = 0.0
@@ -248,14 +249,14 @@ class _Running:
         self.spec.write_text(json.dumps({"notebook": str(job.path), "parameters": job.parameters,
                                          "out_dir": str(job.out_dir), "timeout": cell_timeout,
                                          "result": str(self.result_file)}))
-        env = dict(os.environ)
+        env = dict(os.environ if environ is None else environ)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
         if threads:  # parallel kernels share the cores: more threads than cores makes each many times slower
             env.update({MAX_THREADS: str(threads), "OMP_NUM_THREADS": str(threads)})
         self.log = open(job.out_dir / f".{job.notebook}.worker.log", "w")  # noqa: SIM115 (closed in done())
         self.proc = subprocess.Popen([sys.executable, "-m", "genhelpers.runs.worker", str(self.spec)], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
         self.procs = []
 
     def sample(self) -> None:
@@ -271,6 +272,13 @@ class _Running:
     def stop(self) -> None:
         _kill(_tree(self.proc.pid) or self.procs)
         self.proc.wait()
+
+    def abandon(self) -> None:
+        """Stopped with no result wanted (the whole run was stopped): nothing of it is left running or open."""
+        self.stop()
+        self.log.close()
+        for f in (self.spec, self.result_file):
+            f.unlink(missing_ok=True)
 
     def done(self, timed_out: bool) -> dict:
         self.log.close()
@@ -298,38 +306,55 @@ class _Running:
         return result
 
 
+class RunStopped(RuntimeError):
+    """``run_jobs`` was told to stop (its ``stop`` event) before every job had run."""
+
+
 def run_jobs(jobs: list[Job], workers: int = 1, timeout: float | None = None, cell_timeout: int | None = None,
-             gpus: list[str] | None = None, progress=print, poll_s: float = 0.2) -> list[dict]:
+             gpus: list[str] | None = None, progress=print, poll_s: float = 0.2, environ: dict | None = None,
+             stop=None) -> list[dict]:
     """Run ``jobs`` with up to ``workers`` at a time; each slot is pinned to ``gpus[slot % len(gpus)]`` when
     GPUs are given. ``timeout``: seconds per notebook. With several workers the CPU cores are shared out
-    (each kernel's torch threads are capped). Results come back in the order of ``jobs``."""
+    (each kernel's torch threads are capped). Results come back in the order of ``jobs``.
+
+    ``environ`` and the working folder are read once, here: every worker starts with them even if this runs in a
+    thread beside code that changes ``os.environ`` or the folder. ``stop`` (a ``threading.Event``): once set, the
+    running notebooks are stopped and ``RunStopped`` is raised. However this call ends early (Ctrl-C too), no
+    worker or kernel it started is left running."""
+    environ, cwd = dict(os.environ if environ is None else environ), os.getcwd()
     pending = list(enumerate(jobs))
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
     running: dict[int, tuple[int, _Running]] = {}  # slot -> (job index, run)
     results: dict[int, dict] = {}
     total = len(jobs)
-    while pending or running:
-        for slot in range(max(1, workers)):
-            if slot not in running and pending:
-                i, job = pending.pop(0)
-                job.out_dir.mkdir(parents=True, exist_ok=True)
-                gpu = gpus[slot % len(gpus)] if gpus else None
-                running[slot] = (i, _Running(job, slot, gpu, cell_timeout, threads))
-        time.sleep(poll_s)
-        for slot, (i, run) in list(running.items()):
-            run.sample()
-            timed_out = timeout is not None and run.elapsed > timeout and run.proc.poll() is None
-            if timed_out:
-                run.stop()
-            if run.proc.poll() is None:
-                continue
-            results[i] = run.done(timed_out)
-            del running[slot]
-            r = results[i]
-            others = ", ".join(sorted(v.job.notebook for _, v in running.values())) or "-"
-            why = f" · {r['error']['class']}: {r['error']['evalue'][:120]}" if r.get("error") else ""
-            progress(f"[{len(results)}/{total}] {r['status']:<11} {run.job.key} in {r['duration_s']:.1f} s, "
-                     f"peak {r['host_peak_mib']} MiB{why} · running: {others}")
+    try:
+        while pending or running:
+            if stop is not None and stop.is_set():
+                raise RunStopped(f"stopped with {len(results)} of {total} notebook runs done")
+            for slot in range(max(1, workers)):
+                if slot not in running and pending:
+                    i, job = pending.pop(0)
+                    job.out_dir.mkdir(parents=True, exist_ok=True)
+                    gpu = gpus[slot % len(gpus)] if gpus else None
+                    running[slot] = (i, _Running(job, slot, gpu, cell_timeout, threads, environ, cwd))
+            time.sleep(poll_s)
+            for slot, (i, run) in list(running.items()):
+                run.sample()
+                timed_out = timeout is not None and run.elapsed > timeout and run.proc.poll() is None
+                if timed_out:
+                    run.stop()
+                if run.proc.poll() is None:
+                    continue
+                results[i] = run.done(timed_out)
+                del running[slot]
+                r = results[i]
+                others = ", ".join(sorted(v.job.notebook for _, v in running.values())) or "-"
+                why = f" · {r['error']['class']}: {r['error']['evalue'][:120]}" if r.get("error") else ""
+                progress(f"[{len(results)}/{total}] {r['status']:<11} {run.job.key} in {r['duration_s']:.1f} s, "
+                         f"peak {r['host_peak_mib']} MiB{why} · running: {others}")
+    finally:
+        for _, run in running.values():
+            run.abandon()
     return [results[i] for i in range(total)]
 
 
@@ -470,4 +495,4 @@ def failed(report: dict) -> int:
     return sum(s.get(k, 0) for k in ("failed", "timeout", "kernel died"))
 
 
-__all__ = ["Job", "load_profiles", "run_collection", "run_jobs", "run_notebook"]
+__all__ = ["Job", "RunStopped", "load_profiles", "run_collection", "run_jobs", "run_notebook"]

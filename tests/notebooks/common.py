@@ -77,27 +77,22 @@ def from_collection(collection, *names):
 
 
 
-def nbval_start(path, tmp_path) -> subprocess.Popen:
+def nbval_start(path, tmp_path, environ=None) -> subprocess.Popen:
     """Start re-executing an executed notebook with nbval --nbval-lax (cells marked NBVAL_CHECK_OUTPUT must match),
-    in a fresh kernel with the torch threads the batch's kernel had."""
+    in a fresh kernel with the torch threads the batch's kernel had (``environ``: default this process's)."""
     from genhelpers.platform.runtime import MAX_THREADS
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "empty.ini").write_text("[pytest]\n")
-    env = {**os.environ, MAX_THREADS: str(BATCH_THREADS), "OMP_NUM_THREADS": str(BATCH_THREADS)}
+    env = {**(os.environ if environ is None else environ), MAX_THREADS: str(BATCH_THREADS),
+           "OMP_NUM_THREADS": str(BATCH_THREADS)}
     return subprocess.Popen([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
                              "--rootdir", str(tmp_path), "-c", str(tmp_path / "empty.ini"), str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
 
 
-def nbval(path, tmp_path) -> subprocess.CompletedProcess:
-    proc = nbval_start(path, tmp_path)
-    out, err = proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def assert_reproduces(done: subprocess.CompletedProcess):
-    """An nbval re-execution (``nbval``, or the session's ``nbval_runs``) found every checked cell the same."""
+    """An nbval re-execution (the session's ``nbval_runs``) found every checked cell the same."""
     assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
 
 

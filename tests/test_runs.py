@@ -170,7 +170,12 @@ def test_a_stopped_run_leaves_nothing_running(tmp_path, monkeypatch):
         while not ((out / "hang" / "seen.txt").is_file() and finished):
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        seen.extend(psutil.Process().children(recursive=True))  # the hanging notebook's worker and kernel
+        for worker in psutil.Process().children():  # the hanging notebook's worker (its job file is in out/)
+            try:
+                if str(out) in " ".join(worker.cmdline()):
+                    seen.extend([worker, *worker.children(recursive=True)])  # and its kernel
+            except psutil.Error:  # another test's process, ended meanwhile
+                pass
         stop.set()
 
     stopper = threading.Thread(target=stop_while_it_hangs, daemon=True)

@@ -58,6 +58,27 @@ class _Background:
         if self.thread is not None:
             return
         from genhelpers.platform.runtime import MAX_THREADS
+
+        try:
+            keys, jobs, root = self._jobs()
+        except Exception as e:  # a table or a prepare step failed: the notebook tests say so, the others run
+            self.error, self.thread = e, threading.Thread(target=lambda: None)
+            self.thread.start()
+            return
+        # the batch's kernels take the cores' share the runner gives two workers; so does this process meanwhile
+        # (torch threads on more threads than cores make every process many times slower)
+        os.environ[MAX_THREADS] = str(BATCH_THREADS)
+        import torch
+
+        torch.set_num_threads(min(torch.get_num_threads(), BATCH_THREADS))
+        environ = {**os.environ, "OMP_NUM_THREADS": str(BATCH_THREADS)}
+        self.thread = threading.Thread(target=self._run, args=(keys, jobs, environ, root), daemon=True,
+                                       name="notebook-batch")
+        self.thread.start()
+
+    @staticmethod
+    def _jobs():
+        """The batch's jobs (the prepare steps of ``RUNS`` rows done here, in the calling thread)."""
         from genhelpers.runs.runner import Job
 
         root = Path(tempfile.mkdtemp(prefix="notebook-runs-", dir=_SESSION_TMP))
@@ -78,16 +99,7 @@ class _Background:
             add(("run", key), name, override(inputs) if callable(override) else override, root / "runs" / key)
         for i, (name, override) in enumerate(bad):
             add(("bad", name, json.dumps(override, sort_keys=True)), name, override, root / "bad" / f"{i:03d}-{name}")
-        # the batch's kernels take the cores' share the runner gives two workers; so does this process meanwhile
-        # (torch threads on more threads than cores make every process many times slower)
-        os.environ[MAX_THREADS] = str(BATCH_THREADS)
-        import torch
-
-        torch.set_num_threads(min(torch.get_num_threads(), BATCH_THREADS))
-        environ = {**os.environ, "OMP_NUM_THREADS": str(BATCH_THREADS)}
-        self.thread = threading.Thread(target=self._run, args=(keys, jobs, environ, root), daemon=True,
-                                       name="notebook-batch")
-        self.thread.start()
+        return keys, jobs, root
 
     def _run(self, keys, jobs, environ, root):
         from genhelpers.runs.runner import run_jobs

@@ -38,7 +38,7 @@ lint: setup  ## style and the import contracts
 bench: setup  ## timings and classroom quality written to benchmarks/results.json
 	$(RUN_ENV) $(PY) benchmarks/bench_smoke.py
 	$(RUN_ENV) $(PY) benchmarks/bench_classroom.py
-	$(PY) benchmarks/bench_suite.py  # fresh clone: make setup, make test, make run (~20 min)
+	$(PY) benchmarks/bench_suite.py  # fresh clone: make setup, make test cold and warm, make run (~35 min)
 
 wheel: setup  ## dist/genhelpers-*.whl from the committed files (git archive HEAD); `genhelpers kaggle build` makes the dataset
 	$(VENV)/bin/genhelpers kaggle wheel --out dist

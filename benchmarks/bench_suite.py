@@ -50,7 +50,8 @@ def durations(output: str) -> tuple[list[dict], dict[str, float]]:
 
 def notebook_split(report: dict, folder: Path) -> dict:
     """Per notebook: set-up cells (the install cell, parameters, imports: up to and including the one that calls
-    genhelpers.runtime) vs the rest (cell compute), from papermill's per-cell durations."""
+    genhelpers.runtime) vs the rest (cell compute), from papermill's per-cell durations, and the time outside any
+    cell (worker and kernel start, kernel shutdown)."""
     import nbformat
 
     out = {}
@@ -60,8 +61,11 @@ def notebook_split(report: dict, folder: Path) -> dict:
         first = next((c["index"] for c in cells if "runtime(" in nb.cells[c["index"]].source), None)
         start = next((i for i, c in enumerate(cells) if c["index"] == first), 2)
         setup = sum(c["duration_s"] for c in cells[: start + 1])
+        compute = sum(c["duration_s"] for c in cells[start + 1:])
         out[r["notebook"]] = {"total_s": r.get("duration_s"), "setup_cells_s": round(setup, 1),
-                              "cell_compute_s": round(sum(c["duration_s"] for c in cells[start + 1:]), 1)}
+                              "cell_compute_s": round(compute, 1),
+                              # the worker's start, the kernel's start and shutdown, papermill's own work
+                              "outside_cells_s": round((r.get("duration_s") or 0) - setup - compute, 1)}
     return out
 
 

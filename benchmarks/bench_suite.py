@@ -48,6 +48,11 @@ def durations(output: str) -> tuple[list[dict], dict[str, float]]:
     return slowest, {k: round(v, 1) for k, v in sorted(per_file.items(), key=lambda kv: -kv[1])}
 
 
+def last_summary(output: str) -> str:
+    """pytest's closing line ("1755 passed in 673.68s"), or ""."""
+    return next((ln for ln in output.splitlines()[::-1] if " passed" in ln or " failed" in ln), "").strip()
+
+
 def notebook_split(report: dict, folder: Path) -> dict:
     """Per notebook: set-up cells (the install cell, parameters, imports: up to and including the one that calls
     genhelpers.runtime) vs the rest (cell compute), from papermill's per-cell durations, and the time outside any
@@ -80,19 +85,17 @@ def main() -> None:
     setup_s, _, rc = timed(["make", "setup"], where)
     assert rc == 0, "make setup failed"
     test_s, output, rc = timed(["make", "test"], where, {"PYTEST_ADDOPTS": "--durations=0"})
-    summary = next((ln for ln in output.splitlines()[::-1] if " passed" in ln or " failed" in ln), "")
     slowest, per_file = durations(output)
     timed(["make", "run"], where)  # cold: builds twins
     run_s, _, rc_run = timed(["make", "run"], where)
     report = json.loads((where / "outputs" / "smoke" / "report.json").read_text())
     warm_s, warm_output, warm_rc = timed(["make", "test"], where)
-    warm_summary = next((ln for ln in warm_output.splitlines()[::-1] if " passed" in ln or " failed" in ln), "")
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results["suite"] = {
         "date": dt.date.today().isoformat(), "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
-        "make_setup_s": setup_s, "make_test_s": test_s, "make_test_exit": rc, "pytest_summary": summary.strip(),
-        "make_test_warm_s": warm_s, "make_test_warm_exit": warm_rc, "pytest_summary_warm": warm_summary.strip(),
+        "make_setup_s": setup_s, "make_test_s": test_s, "make_test_exit": rc, "pytest_summary": last_summary(output),
+        "make_test_warm_s": warm_s, "make_test_warm_exit": warm_rc, "pytest_summary_warm": last_summary(warm_output),
         "make_run_warm_s": run_s, "make_run_exit": rc_run, "slowest_tests": slowest, "seconds_per_file": per_file,
         "notebooks": notebook_split(report, where / "outputs" / "smoke"),
         "budgets": {"make_test_s": 720, "make_run_warm_s": 240, "smoke_notebook_s": 30},
